@@ -1,0 +1,54 @@
+"""Label-preserving, seeded text perturbations for PAWS-X style examples.
+
+>>> from robust_transfer.data.perturbations import build_perturbation
+>>> p = build_perturbation("char_noise", {"rate": 0.1, "seed": 3})
+>>> p({"id": 0, "sentence1": "Hallo Welt", "sentence2": "Hallo", "label": 1}, "de")["label"]
+1
+
+Families (see each module's docstring): ``char_noise``, ``keyboard``, ``punctuation``,
+``whitespace``, ``synonym``, ``code_switch``; join names with "+" to compose them.
+"""
+
+from . import char_noise, code_switch, keyboard, punctuation, synonym, whitespace  # noqa: F401  (register)
+from .base import (
+    PERTURBATIONS,
+    BaseParams,
+    Compose,
+    Perturbation,
+    build_perturbation,
+    default_params,
+    register,
+    stable_seed,
+)
+from .char_noise import CharNoise, CharNoiseParams
+from .code_switch import CodeSwitch, CodeSwitchParams
+from .keyboard import Keyboard, KeyboardParams
+from .punctuation import Punctuation, PunctuationParams
+from .stats import levenshtein, perturbation_stats
+from .synonym import Synonym, SynonymParams
+from .whitespace import Whitespace, WhitespaceParams
+
+__all__ = [
+    "PERTURBATIONS",
+    "BaseParams",
+    "Compose",
+    "Perturbation",
+    "build_perturbation",
+    "default_params",
+    "register",
+    "stable_seed",
+    "CharNoise",
+    "CharNoiseParams",
+    "Keyboard",
+    "KeyboardParams",
+    "Punctuation",
+    "PunctuationParams",
+    "Whitespace",
+    "WhitespaceParams",
+    "Synonym",
+    "SynonymParams",
+    "CodeSwitch",
+    "CodeSwitchParams",
+    "levenshtein",
+    "perturbation_stats",
+]
