@@ -1,0 +1,40 @@
+# Every target sets itself up: a fresh clone needs only `make fit` or `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel on our machines' disk; on a GPU machine use e.g. `make install TORCH=torch`.
+TORCH ?= torch==2.13.0
+ARGS ?=
+PYTEST_ARGS ?=
+SWEEP ?= configs/sweep/smoke.yaml
+
+.PHONY: install fit test test-fast lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+fit: install
+	$(BIN)/python -m robust_transfer.fit $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check robust_transfer tests benchmarks
+	$(BIN)/ruff format --check robust_transfer tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/regularizers.py
+	$(BIN)/python benchmarks/perturbations.py
+
+clean:
+	rm -rf $(VENV) .cache runs wandb

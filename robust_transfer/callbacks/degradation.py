@@ -1,0 +1,45 @@
+"""Log per-language clean / perturbed / degradation to every logger after evaluation."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+
+from robust_transfer import keys
+
+
+def degradation_rows(accuracy: dict[str, dict[str, float]]) -> list[list]:
+    """[lang, split, clean, perturbed, degradation] for every perturbed split and language."""
+    clean = accuracy[keys.CLEAN]
+    return [
+        [lang, split, clean[lang], acc, clean[lang] - acc]
+        for split, by_lang in accuracy.items()
+        if split != keys.CLEAN
+        for lang, acc in by_lang.items()
+    ]
+
+
+class DegradationLogger(pl.Callback):
+    """A `wandb.Table` of the degradation study, plus `degradation/<split>/<lang>` summary keys."""
+
+    COLUMNS = ["lang", "split", "clean", "perturbed", "degradation"]
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        accuracy = pl_module.test_results
+        if keys.CLEAN not in accuracy:
+            return
+        rows = degradation_rows(accuracy)
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                self._to_wandb(logger.experiment, accuracy, rows)
+
+    def _to_wandb(self, run, accuracy: dict, rows: list[list]) -> None:
+        import wandb
+
+        run.log({keys.DEGRADATION_TABLE: wandb.Table(columns=self.COLUMNS, data=rows)})
+        for split, by_lang in accuracy.items():
+            for lang, acc in by_lang.items():
+                run.summary[keys.accuracy_key(split, lang)] = acc
+        for lang, split, clean, _, deg in rows:
+            run.summary[keys.degradation_key(split, lang)] = deg
+            run.summary[keys.relative_degradation_key(split, lang)] = deg / clean if clean else 0.0

@@ -1,0 +1,399 @@
+"""The config schema, the config groups under `configs/`, and the command-line grammar.
+
+`python -m robust_transfer.fit [experiment=NAME] [GROUP=OPTION ...] [dotted.key=value ...]`:
+experiment first, then group selections, then dotted overrides, each later one winning.
+Every user mistake becomes a `ConfigError` whose message names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from robust_transfer.data.synthetic import LANGUAGES, SyntheticPawsSpec
+from robust_transfer.models.tiny import TinyEncoderSpec
+
+CONFIG_ROOT = Path(os.environ.get("ROBUST_TRANSFER_CONFIGS", Path(__file__).resolve().parent.parent / "configs"))
+# Groups selected with GROUP=OPTION; `adversary` may also be selected per stage (`target.adversary=pgd`).
+GROUPS = ("model", "data", "adversary", "intermediate", "experiment")
+STAGE_NAMES = ("intermediate", "target")
+EMBEDDING_ATTACKS = ("embedding_pgd", "embedding_noise")
+
+
+class ConfigError(ValueError):
+    """A mistake in the user's config or command line; printed without a traceback."""
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "tiny"  # "tiny" (built locally and cached), a hub name, or a local directory
+    pooling: str = "cls"  # cls: first token; mean: masked mean over real tokens
+    head_dropout: float = 0.0  # dropout inside the classification head
+    max_length: int = 64  # truncation length of a sentence pair, in tokens
+    tiny: TinyEncoderSpec = field(default_factory=TinyEncoderSpec)  # used when name_or_path=tiny
+
+
+@dataclass
+class DataConfig:
+    seed: int = 0  # seed of generated data and text perturbations (the model seed is `seed`)
+    source: str = "synthetic"  # synthetic | hub | xtreme | original | auto (detect from data.path)
+    path: str | None = None  # local PAWS-X directory for source xtreme/original/auto
+    intermediate_path: str | None = None  # local file for a local intermediate task
+    languages: list[str] = field(default_factory=lambda: list(LANGUAGES))  # evaluation languages
+    train_language: str = "en"  # the language of both training stages
+    train_split: str = "train"  # datasets slicing syntax, e.g. validation[:1000]
+    val_split: str = "validation"
+    test_split: str = "test"
+    on_bad_line: str = "error"  # error | skip (skipped lines are counted)
+    batch_size: int = 32
+    eval_batch_size: int = 256
+    padding: str = "longest"  # longest (dynamic) | max_length
+    group_by_length: bool = False  # batches of similar length (training only)
+    num_workers: int = 0
+    synthetic: SyntheticPawsSpec = field(default_factory=SyntheticPawsSpec)
+
+
+@dataclass
+class StageConfig:
+    task: str = "synthetic_paws"  # intermediate: none | synthetic_nli | ...; target: synthetic_paws | pawsx
+    adversary: dict[str, Any] | None = None  # null inherits the top-level `adversary`
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1  # fraction of the stage's optimizer steps spent warming up
+    max_epochs: int | None = None  # null: trainer.max_epochs
+    max_steps: int = -1  # -1: no step limit
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 3
+    gradient_clip_val: float = 1.0  # 0 disables clipping
+    log_every_n_steps: int = 10
+    enable_progress_bar: bool = True
+    num_threads: int | None = None  # torch.set_num_threads; null keeps torch's default
+
+
+@dataclass
+class EvalConfig:
+    # split name -> {family: <perturbation family or embedding attack>, ...its parameters}
+    perturbations: dict[str, Any] = field(
+        default_factory=lambda: {"char_noise": {"family": "char_noise", "rate": 0.1}}
+    )
+    save_predictions: bool = True  # predictions.csv: one row per example, split and language
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True
+    wandb: bool = True
+    mode: str = "auto"  # auto (online with an API key, else offline) | online | offline | disabled
+    project: str = "robust-transfer"
+    entity: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    experiment: str = "default"
+    seed: int = 0
+    output_dir: str = "runs/${experiment}/${now:%Y%m%d-%H%M%S}"
+    cache_dir: str = "${oc.env:ROBUST_TRANSFER_CACHE,.cache}"
+    resume: bool = False  # continue from output_dir/checkpoints/last.ckpt
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    adversary: dict[str, Any] = field(default_factory=lambda: {"name": "none"})  # both stages
+    intermediate: StageConfig = field(default_factory=lambda: StageConfig(task="synthetic_nli"))
+    target: StageConfig = field(default_factory=StageConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
+def _now(fmt: str) -> str:
+    return _dt.datetime.now().strftime(fmt)
+
+
+if not OmegaConf.has_resolver("now"):  # register_resolver is 2.4's name for register_new_resolver
+    _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    _register("now", _now, use_cache=True)
+
+
+# ---------------------------------------------------------------- groups
+
+
+def group_options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_ROOT / group).glob("*.yaml"))
+
+
+def _load_option(group: str, option: str) -> DictConfig:
+    path = CONFIG_ROOT / group / f"{option}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"Unknown option '{option}' for group '{group}'. Valid options: "
+            f"{', '.join(group_options(group)) or '(none)'} (files in {CONFIG_ROOT / group})."
+        )
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> DictConfig:
+    try:
+        return OmegaConf.load(path)
+    except Exception as err:  # a YAML syntax error in a user's file
+        raise ConfigError(f"Cannot parse {path}: {err}") from None
+
+
+def _is_group_selection(key: str) -> str | None:
+    """The group a `key=OPTION` argument selects, or None for a plain dotted override."""
+    if key in GROUPS:
+        return key
+    parts = key.split(".")
+    if len(parts) == 2 and parts[0] in STAGE_NAMES and parts[1] == "adversary":
+        return "adversary"
+    return None
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def _split_arg(arg: str) -> tuple[str, str]:
+    if "=" not in arg or arg.startswith("="):
+        raise ConfigError(
+            f"Cannot read argument '{arg}': expected GROUP=OPTION or dotted.key=value "
+            "(for example adversary=pgd or trainer.max_epochs=2). See --help."
+        )
+    key, value = arg.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _nearest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def _node_keys(cfg: DictConfig, dotted_parent: str) -> list[str]:
+    node = OmegaConf.select(cfg, dotted_parent) if dotted_parent else cfg
+    return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
+
+
+def _explain(err: OmegaConfBaseException, cfg: DictConfig, key: str, value: Any) -> ConfigError:
+    full_key = getattr(err, "full_key", None) or key
+    parent, _, leaf = str(full_key).rpartition(".")
+    msg = str(getattr(err, "msg", err)).split("\n")[0]
+    if "not in" in msg or "Missing key" in msg or "Key '" in msg and "not" in msg:
+        known = _node_keys(cfg, parent)
+        where = f" under '{parent}'" if parent else ""
+        return ConfigError(
+            f"Unknown config key '{full_key}'.{_nearest(leaf, known)} Valid keys{where}: "
+            f"{', '.join(known)}."
+        )
+    return ConfigError(f"Invalid value {value!r} for '{full_key}': {msg}.")
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    try:
+        return OmegaConf.from_dotlist([f"x={raw}"])["x"]
+    except Exception:
+        raise ConfigError(f"Cannot parse the value of '{key}': {raw!r}.") from None
+
+
+def _set(cfg: DictConfig, key: str, value: Any) -> None:
+    parent, _, leaf = key.rpartition(".")
+    stage, _, rest = key.partition(".")
+    if stage in STAGE_NAMES and rest.startswith("adversary.") and cfg[stage].adversary is None:
+        cfg[stage].adversary = {}  # a partial stage adversary, completed by _inherit_adversaries
+    if parent and OmegaConf.select(cfg, parent) is None and not isinstance(
+        OmegaConf.select(cfg, parent, default=None), DictConfig
+    ):
+        top = parent.split(".")[0]
+        if top not in cfg:
+            raise ConfigError(
+                f"Unknown config key '{key}'.{_nearest(top, _node_keys(cfg, ''))} "
+                f"Valid top-level keys: {', '.join(_node_keys(cfg, ''))}."
+            )
+    try:
+        OmegaConf.update(cfg, key, value, merge=False, force_add=False)
+    except OmegaConfBaseException as err:
+        raise _explain(err, cfg, key, value) from None
+
+
+def _merge(cfg: DictConfig, overlay: DictConfig, origin: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(cfg, overlay)
+    except OmegaConfBaseException as err:
+        error = _explain(err, cfg, str(getattr(err, "full_key", "")), getattr(err, "value", None))
+        raise ConfigError(f"In {origin}: {error}") from None
+
+
+def compose(args: list[str]) -> DictConfig:
+    """Build the resolved, validated config from command-line style arguments."""
+    cfg = _merge(OmegaConf.structured(Config), _load_file(CONFIG_ROOT / "default.yaml"), "configs/default.yaml")
+    pairs = [_split_arg(a) for a in args]
+    experiments = [v for k, v in pairs if k == "experiment"]
+    for name in experiments:
+        overlay = _load_option("experiment", name)
+        selections = overlay.pop("select", {}) or {}
+        for group, option in selections.items():
+            cfg = _select(cfg, str(group), str(option))
+        cfg = _merge(cfg, overlay, f"configs/experiment/{name}.yaml")
+        cfg.experiment = name
+    for key, value in pairs:
+        group = _is_group_selection(key)
+        if group and key != "experiment":
+            cfg = _select(cfg, key, value)
+    for key, value in pairs:
+        if not _is_group_selection(key):
+            _set(cfg, key, _parse_value(key, value))
+    _inherit_adversaries(cfg)
+    try:
+        OmegaConf.resolve(cfg)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"Cannot resolve the config: {err}") from None
+    validate(cfg)
+    return cfg
+
+
+def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
+    group = _is_group_selection(key) or key
+    overlay = _load_option(group, option)
+    if group == "adversary":
+        OmegaConf.update(cfg, key, overlay, merge=False)
+        return cfg
+    if group == "intermediate":
+        base = OmegaConf.structured(StageConfig(task="synthetic_nli"))
+        cfg.intermediate = _merge(base, overlay, f"configs/intermediate/{option}.yaml")
+        return cfg
+    return _merge(cfg, OmegaConf.create({group: overlay}), f"configs/{group}/{option}.yaml")
+
+
+def _inherit_adversaries(cfg: DictConfig) -> None:
+    """A stage adversary is the top-level one, overlaid with the stage's own keys (if any)."""
+    for stage in STAGE_NAMES:
+        own = cfg[stage].adversary
+        top = OmegaConf.to_container(cfg.adversary)
+        if own is None:
+            cfg[stage].adversary = top
+        elif "name" not in own:
+            cfg[stage].adversary = {**top, **OmegaConf.to_container(own)}
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"Invalid value {value!r} for '{key}': must be {allowed}.")
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"Invalid value {value!r} for '{key}'.{_nearest(str(value), list(choices))} "
+            f"Valid values: {', '.join(choices)}."
+        )
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range and choice checks that the dataclass types alone cannot express."""
+    from robust_transfer.adversarial import build_regularizer
+    from robust_transfer.data.perturbations import build_perturbation
+    from robust_transfer.data.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
+
+    t = cfg.trainer
+    _check(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "an integer >= 1")
+    _check(t.gradient_clip_val >= 0, "trainer.gradient_clip_val", t.gradient_clip_val, ">= 0")
+    _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, ">= 1")
+    d = cfg.data
+    bad = [lang for lang in d.languages if lang not in LANGUAGES]
+    if bad or not d.languages:
+        raise ConfigError(
+            f"Invalid value {list(d.languages)!r} for 'data.languages': unknown language(s) "
+            f"{', '.join(map(str, bad)) or '(empty list)'}. Use ISO 639-1 codes from: "
+            f"{', '.join(LANGUAGES)}."
+        )
+    _check_choice("data.train_language", d.train_language, LANGUAGES)
+    _check_choice("data.source", d.source, ("synthetic", "hub", "xtreme", "original", "auto"))
+    _check_choice("data.padding", d.padding, ("longest", "max_length"))
+    _check_choice("data.on_bad_line", d.on_bad_line, ("error", "skip"))
+    _check(d.batch_size >= 1, "data.batch_size", d.batch_size, "an integer >= 1")
+    _check(d.eval_batch_size >= 1, "data.eval_batch_size", d.eval_batch_size, "an integer >= 1")
+    m = cfg.model
+    _check_choice("model.pooling", m.pooling, ("cls", "mean"))
+    _check(m.max_length >= 8, "model.max_length", m.max_length, "an integer >= 8")
+    _check(0 <= m.head_dropout < 1, "model.head_dropout", m.head_dropout, "in [0, 1)")
+    _check_choice("intermediate.task", cfg.intermediate.task, ["none", *INTERMEDIATE_TASKS])
+    _check_choice("target.task", cfg.target.task, list(TARGET_TASKS))
+    for stage in STAGE_NAMES:
+        s = cfg[stage]
+        _check(s.lr > 0, f"{stage}.lr", s.lr, "> 0")
+        _check(0 <= s.warmup_ratio < 1, f"{stage}.warmup_ratio", s.warmup_ratio, "in [0, 1)")
+        _check(s.weight_decay >= 0, f"{stage}.weight_decay", s.weight_decay, ">= 0")
+        if s.max_epochs is not None:
+            _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
+        adversary = OmegaConf.to_container(s.adversary)
+        try:
+            build_regularizer(adversary.get("name", "none"), {k: v for k, v in adversary.items() if k != "name"})
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"In '{stage}.adversary': {err}") from None
+    for split, spec in cfg.eval.perturbations.items():
+        if spec is None:
+            continue
+        _check(split != "clean", "eval.perturbations", split, "named anything but 'clean'")
+        params = OmegaConf.to_container(spec)
+        family = params.pop("family", split)
+        if family in EMBEDDING_ATTACKS:
+            from robust_transfer.evaluation import check_attack_params
+
+            check = check_attack_params
+        else:
+            check = build_perturbation
+        try:
+            check(family, params)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"In 'eval.perturbations.{split}': {err}") from None
+
+
+# ---------------------------------------------------------------- help
+
+
+def help_text() -> str:
+    lines = [
+        "usage: python -m robust_transfer.fit [experiment=NAME] [GROUP=OPTION ...] "
+        "[dotted.key=value ...] [--print-config] [--help]",
+        "",
+        "With no arguments, runs the embedded offline default (synthetic PAWS-style task, tiny XLM-R).",
+        "",
+        "Config groups (GROUP=OPTION selects configs/GROUP/OPTION.yaml):",
+    ]
+    for group in GROUPS:
+        lines.append(f"  {group:<13} {', '.join(group_options(group)) or '(none)'}")
+    lines += [
+        "  intermediate.adversary=OPTION / target.adversary=OPTION select an adversary for one",
+        "  stage; adversary=OPTION sets both.",
+        "",
+        "Dotted overrides set single values, for example:",
+        "  trainer.max_epochs=2 seed=7 output_dir=runs/x adversary.steps=3 data.languages=[en,de]",
+        "",
+        "Top-level keys: " + ", ".join(_node_keys(OmegaConf.structured(Config), "")),
+        "--print-config prints the resolved config as YAML and exits.",
+    ]
+    return "\n".join(lines)
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    return OmegaConf.to_yaml(cfg)
+
+
+def to_container(cfg: DictConfig | ListConfig) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True)

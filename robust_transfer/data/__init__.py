@@ -1,0 +1,1 @@
+"""Data: sources (synthetic, hub, local TSV), perturbations and datamodules."""

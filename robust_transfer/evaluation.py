@@ -1,0 +1,84 @@
+"""Evaluation splits: clean, text-perturbed and embedding-attacked, for every language."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import torch
+from datasets import Dataset
+from omegaconf import DictConfig, OmegaConf
+
+from robust_transfer.data.perturbations import build_perturbation
+from robust_transfer.keys import CLEAN
+from robust_transfer.models.module import EvalSplit
+
+ATTACK_PARAMS: dict[str, dict[str, Any]] = {
+    # PGD in the word-embedding space (L2 radius per example over real tokens, or Linf)
+    "embedding_pgd": {"epsilon": 1.0, "alpha": 0.5, "steps": 5, "norm": "l2"},
+    # Gaussian noise of standard deviation sigma on every real token's embedding
+    "embedding_noise": {"sigma": 0.1},
+}
+
+
+def check_attack_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The attack's parameters with defaults filled in; a ValueError names any bad key or value."""
+    defaults = ATTACK_PARAMS[family]
+    for key, value in params.items():
+        if key not in defaults:
+            near = difflib.get_close_matches(key, list(defaults), n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise ValueError(f"unknown parameter '{key}' for {family}.{hint} Valid: {', '.join(defaults)}.")
+        if key == "norm" and value not in ("l2", "linf"):
+            raise ValueError(f"norm must be 'l2' or 'linf', got {value!r}")
+        if key in ("epsilon", "alpha", "sigma") and not (isinstance(value, int | float) and value >= 0):
+            raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        if key == "steps" and not (isinstance(value, int) and value >= 0):
+            raise ValueError(f"steps must be an integer >= 0, got {value!r}")
+    return {**defaults, **params}
+
+
+def attacked_logits(module, batch: dict, attack: dict[str, Any], seed: int) -> torch.Tensor:
+    """Logits under an embedding-space attack; no parameter gradient is accumulated."""
+    from robust_transfer.adversarial.attack import embedding_pgd_attack
+
+    family, params = attack["family"], check_attack_params(attack["family"], attack["params"])
+    adv = module.adversarial_batch(batch)
+    generator = torch.Generator(device=batch["input_ids"].device).manual_seed(seed)
+    with torch.enable_grad():
+        if family == "embedding_pgd":
+            delta = embedding_pgd_attack(adv, generator=generator, **params)
+        else:
+            embeds = adv.embed()
+            noise = torch.randn(embeds.shape, generator=generator, device=embeds.device)
+            delta = noise * params["sigma"] * adv.mask.unsqueeze(-1).to(embeds.dtype)
+    with torch.no_grad():
+        return adv.forward(adv.embed() + delta.detach())
+
+
+def build_eval_splits(cfg: DictConfig, clean: dict[str, Dataset]) -> tuple[list[EvalSplit], dict[str, Dataset]]:
+    """Every (split, language) to evaluate and its dataset, in dataloader order.
+
+    Text perturbations are applied here, once, with `datasets.map`; embedding attacks reuse
+    the clean data and run inside the model's test step.
+    """
+    splits, data = [], {}
+    perturbations = {k: v for k, v in cfg.eval.perturbations.items() if v is not None}
+    for lang, ds in clean.items():
+        splits.append(EvalSplit(CLEAN, lang))
+        data[f"{CLEAN}/{lang}"] = ds
+        for name, spec in perturbations.items():
+            params = OmegaConf.to_container(spec)
+            family = params.pop("family", name)
+            if family in ATTACK_PARAMS:
+                splits.append(EvalSplit(name, lang, {"family": family, "params": params}))
+                data[f"{name}/{lang}"] = ds
+                continue
+            perturbation = build_perturbation(family, {"seed": cfg.data.seed, **params})
+            if not perturbation.supports(lang):
+                continue
+            splits.append(EvalSplit(name, lang))
+            data[f"{name}/{lang}"] = ds.map(
+                perturbation.apply_batch, batched=True, fn_kwargs={"lang": lang}, desc=f"{name}/{lang}"
+            )
+    return splits, data

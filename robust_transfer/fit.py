@@ -1,0 +1,54 @@
+"""`python -m robust_transfer.fit`: the command line. The experiment itself is `pipeline.run`.
+
+Heavy libraries are imported only once the config is valid, so `--help` and config mistakes
+answer at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from robust_transfer.config import ConfigError, compose, help_text, to_yaml
+
+
+def _quiet_libraries() -> None:
+    """Our own progress lines and Lightning's bar; not every library's banner."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    for name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--help" in args or "-h" in args:
+        print(help_text())
+        return 0
+    print_only = "--print-config" in args
+    args = [a for a in args if a != "--print-config"]
+    try:
+        cfg = compose(args)
+        if print_only:
+            print(to_yaml(cfg), end="")
+            return 0
+        _quiet_libraries()
+        from robust_transfer.models.encoder import ModelLoadError
+        from robust_transfer.pipeline import RunError, run
+
+        try:
+            run(cfg)
+        except (ModelLoadError, RunError) as err:
+            raise ConfigError(str(err)) from None
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

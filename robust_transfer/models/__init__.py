@@ -1,0 +1,1 @@
+"""Models: the encoder factory (hub name, local directory, tiny config) and the LightningModule."""

@@ -1,0 +1,170 @@
+"""The LightningModule: any HF encoder + a classification head + a pluggable regularizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from robust_transfer import keys
+from robust_transfer.adversarial import AdversarialBatch, Regularizer, build_regularizer
+from robust_transfer.models.head import ClassificationHead
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """One evaluation dataloader: a split (`clean` or a perturbation name) in one language.
+
+    `attack` holds an embedding-space attack's family and parameters; text perturbations are
+    applied to the data beforehand, so for them (and for `clean`) it is None.
+    """
+
+    name: str
+    lang: str
+    attack: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+
+class PairClassifier(pl.LightningModule):
+    """Sentence-pair classifier trained with manual optimization.
+
+    Manual optimization lets a regularizer run several backward passes per batch (FreeLB) while
+    the module keeps one optimizer step, clipping and scheduling in one place.
+    """
+
+    def __init__(
+        self,
+        encoder: PreTrainedModel,
+        num_labels: int,
+        *,
+        stage: str = "target",
+        pooling: str = "cls",
+        head_dropout: float = 0.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_ratio: float = 0.1,
+        gradient_clip_val: float = 1.0,
+        regularizer: Regularizer | None = None,
+    ):
+        super().__init__()
+        self.automatic_optimization = False
+        self.encoder = encoder
+        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, head_dropout, pooling)
+        self.stage = stage
+        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.gradient_clip_val = gradient_clip_val
+        self.regularizer = regularizer or build_regularizer("none", {})
+        self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
+        self.eval_splits: list[EvalSplit] = []
+        self.test_accuracy = nn.ModuleList()
+        self.skipped_steps = 0
+        self.predictions: list[dict] = []
+        self.test_results: dict[str, dict[str, float]] = {}
+
+    # ------------------------------------------------------------------ forward
+
+    def logits(self, batch: dict, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"attention_mask": batch["attention_mask"]}
+        if "token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        if inputs_embeds is None:
+            kwargs["input_ids"] = batch["input_ids"]
+        else:
+            kwargs["inputs_embeds"] = inputs_embeds
+        hidden = self.encoder(**kwargs).last_hidden_state
+        return self.head(hidden, batch["attention_mask"])
+
+    def adversarial_batch(self, batch: dict) -> AdversarialBatch:
+        """The batch as a regularizer sees it: embeddings in, logits out, nothing else."""
+        embedding = self.encoder.get_input_embeddings()
+        return AdversarialBatch(
+            embed=lambda: embedding(batch["input_ids"]),
+            forward=lambda embeds: self.logits(batch, inputs_embeds=embeds),
+            mask=batch["attention_mask"],
+            labels=batch["labels"],
+        )
+
+    # ------------------------------------------------------------------ training
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        optimizer.zero_grad()
+        out = self.regularizer.step(self.adversarial_batch(batch), self.manual_backward)
+        if out.skipped:
+            self.skipped_steps += 1
+            optimizer.zero_grad()
+        else:
+            if self.gradient_clip_val > 0:
+                self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
+            optimizer.step()
+            scheduler.step()
+        size = batch["labels"].shape[0]
+        log = {"loss": out.loss, "clean_loss": out.clean_loss, "skipped_steps": float(self.skipped_steps)}
+        if out.adv_loss is not None:
+            log["adv_loss"] = out.adv_loss
+        if out.delta_norm is not None:
+            log["delta_norm"] = out.delta_norm
+        log["lr"] = scheduler.get_last_lr()[0]
+        for name, value in log.items():
+            self.log(keys.train_key(self.stage, name), value, batch_size=size, prog_bar=name == "loss")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.val_accuracy.update(self.logits(batch).argmax(-1), batch["labels"])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(keys.val_accuracy_key(self.stage), self.val_accuracy.compute(), prog_bar=True)
+        self.val_accuracy.reset()
+
+    def configure_optimizers(self):
+        named = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        groups = [
+            {"params": [p for n, p in named if not n.endswith(NO_DECAY)], "weight_decay": self.weight_decay},
+            {"params": [p for n, p in named if n.endswith(NO_DECAY)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.lr)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
+        return [optimizer], [{"scheduler": scheduler, "interval": "step"}]
+
+    # ------------------------------------------------------------------ evaluation
+
+    def set_eval_splits(self, splits: list[EvalSplit]) -> None:
+        self.eval_splits = list(splits)
+        n = self.head.num_labels
+        self.test_accuracy = nn.ModuleList(
+            MulticlassAccuracy(num_classes=n, average="micro").to(self.device) for _ in splits
+        )
+
+    def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
+        from robust_transfer.evaluation import attacked_logits
+
+        split = self.eval_splits[dataloader_idx]
+        if split.attack is None:
+            logits = self.logits(batch)
+        else:
+            logits = attacked_logits(self, batch, split.attack, seed=batch_idx)
+        preds = logits.argmax(-1)
+        self.test_accuracy[dataloader_idx].update(preds, batch["labels"])
+        if "id" in batch:
+            self.predictions.extend(
+                {"split": split.name, "lang": split.lang, "id": int(i), "label": int(y), "prediction": int(p)}
+                for i, y, p in zip(batch["id"].tolist(), batch["labels"].tolist(), preds.tolist())
+            )
+
+    def on_test_epoch_start(self) -> None:
+        self.predictions = []
+
+    def on_test_epoch_end(self) -> None:
+        results: dict[str, dict[str, float]] = {}
+        for split, metric in zip(self.eval_splits, self.test_accuracy):
+            value = metric.compute()
+            results.setdefault(split.name, {})[split.lang] = float(value)
+            self.log(keys.accuracy_key(split.name, split.lang), value)
+            metric.reset()
+        self.test_results = results

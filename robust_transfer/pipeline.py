@@ -1,0 +1,217 @@
+"""The experiment: config -> stages (intermediate, target) -> evaluation -> run directory.
+
+Reads top to bottom: build the encoder, fine-tune it on the intermediate task
+(unless `intermediate=none`), then on the target task with a fresh head, then evaluate every
+language on clean and perturbed splits and write the run directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from robust_transfer.adversarial import build_regularizer
+from robust_transfer.callbacks import DegradationLogger, RngState
+from robust_transfer.config import to_container, to_yaml
+from robust_transfer.data.datamodule import PairDataModule
+from robust_transfer.data.tasks import get_task
+from robust_transfer.evaluation import build_eval_splits
+from robust_transfer.loggers import make_loggers, start_wandb
+from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
+from robust_transfer.models.module import PairClassifier
+from robust_transfer.report import build_results, format_table, write_json, write_plots, write_report
+
+log = logging.getLogger("robust_transfer")
+STAGE_KEY = "robust_transfer_stage"
+
+
+class RunError(RuntimeError):
+    """A problem with the run directory or inputs that the user can fix."""
+
+
+class _StageTag(pl.Callback):
+    """Marks each checkpoint with the stage that wrote it (resume needs to know)."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint[STAGE_KEY] = self.stage
+
+
+def _trainer(cfg: DictConfig, stage_cfg: DictConfig | None, loggers, callbacks) -> pl.Trainer:
+    t = cfg.trainer
+    max_epochs = (stage_cfg.max_epochs if stage_cfg is not None else None) or t.max_epochs
+    return pl.Trainer(
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=t.num_nodes,
+        precision=t.precision,
+        max_epochs=max_epochs,
+        max_steps=stage_cfg.max_steps if stage_cfg is not None else -1,
+        logger=loggers or False,
+        callbacks=callbacks,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        inference_mode=False,  # embedding attacks need gradients at test time
+        default_root_dir=cfg.output_dir,
+    )
+
+
+def _datamodule(cfg: DictConfig, tokenizer, **splits) -> PairDataModule:
+    d = cfg.data
+    return PairDataModule(
+        tokenizer,
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        max_length=cfg.model.max_length,
+        padding=d.padding,
+        group_by_length=d.group_by_length,
+        seed=cfg.seed,
+        num_workers=d.num_workers,
+        **splits,
+    )
+
+
+def train_stage(cfg, name: str, index: int, encoder, tokenizer, loggers) -> tuple[PairClassifier, dict]:
+    """Fine-tune `encoder` with a fresh head on the stage's task; resumable per stage."""
+    stage_cfg = cfg[name]
+    task = get_task(stage_cfg.task)
+    lang = cfg.data.train_language
+    train = task.load(cfg, "train", [lang])[lang]
+    val = task.load(cfg, "validation", [lang])[lang]
+    adversary = OmegaConf.to_container(stage_cfg.adversary)
+    regularizer = build_regularizer(adversary["name"], {k: v for k, v in adversary.items() if k != "name"})
+    # each stage seeds itself, so a stage resumed alone draws what it drew in the full run
+    pl.seed_everything(cfg.seed + index, workers=True, verbose=False)
+    module = PairClassifier(
+        encoder,
+        task.num_labels,
+        stage=name,
+        pooling=cfg.model.pooling,
+        head_dropout=cfg.model.head_dropout,
+        lr=stage_cfg.lr,
+        weight_decay=stage_cfg.weight_decay,
+        warmup_ratio=stage_cfg.warmup_ratio,
+        gradient_clip_val=cfg.trainer.gradient_clip_val,
+        regularizer=regularizer,
+    )
+    ckpt_dir = Path(cfg.output_dir) / "checkpoints"
+    final = ckpt_dir / f"{name}.ckpt"
+    info = {
+        "name": name,
+        "task": task.name,
+        "adversary": {"name": regularizer.name, **dataclasses.asdict(regularizer.params)},
+        "train_examples": len(train),
+    }
+    if cfg.resume and final.exists():
+        state = torch.load(final, map_location="cpu", weights_only=False)
+        module.load_state_dict(state["state_dict"])
+        log.info("stage %s already finished: loaded %s", name, final)
+        return module, {**info, "steps": int(state["global_step"]), "skipped_steps": None}
+
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = None
+    if cfg.resume and last.exists():
+        if torch.load(last, map_location="cpu", weights_only=False).get(STAGE_KEY) == name:
+            ckpt_path = str(last)
+            log.info("resuming stage %s from %s", name, last)
+    callbacks = [
+        # one last.ckpt for the whole run, overwritten by whichever stage is training
+        pl.callbacks.ModelCheckpoint(
+            dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, enable_version_counter=False
+        ),
+        RngState(),
+        _StageTag(name),
+    ]
+    trainer = _trainer(cfg, stage_cfg, loggers, callbacks)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=_datamodule(cfg, tokenizer, train=train, val=val), ckpt_path=ckpt_path)
+    trainer.save_checkpoint(final, weights_only=True)
+    info.update(
+        steps=int(trainer.global_step),
+        skipped_steps=module.skipped_steps,
+        seconds=round(time.perf_counter() - started, 1),
+        val_accuracy=_metric(trainer, f"{name}/val/accuracy"),
+    )
+    return module, info
+
+
+def _metric(trainer: pl.Trainer, key: str) -> float | None:
+    value = trainer.callback_metrics.get(key)
+    return None if value is None else float(value)
+
+
+def evaluate(cfg, module: PairClassifier, tokenizer, loggers) -> dict[str, dict[str, float]]:
+    task = get_task(cfg.target.task)
+    clean = task.load(cfg, "test", list(cfg.data.languages))
+    splits, data = build_eval_splits(cfg, clean)
+    module.set_eval_splits(splits)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    trainer = _trainer(cfg, None, loggers, [DegradationLogger()])
+    trainer.test(module, datamodule=_datamodule(cfg, tokenizer, tests=data), verbose=False)
+    return module.test_results
+
+
+def _prepare_output(cfg: DictConfig) -> Path:
+    out = Path(cfg.output_dir)
+    if not cfg.resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise RunError(
+            f"output_dir '{out}' already holds a run. Pass resume=true to continue it, or choose "
+            "another output_dir."
+        )
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(cfg))
+    return out
+
+
+def _write_predictions(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["split", "lang", "id", "label", "prediction"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run every stage of the experiment described by `cfg`; returns results.json's content."""
+    out = _prepare_output(cfg)
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    model_path = resolve_model_path(cfg)
+    tokenizer, encoder = load_tokenizer(model_path), load_encoder(model_path)
+    wandb_run = start_wandb(cfg, out, name=Path(cfg.output_dir).name, group=cfg.experiment)
+    loggers = make_loggers(cfg, out, wandb_run)
+
+    stages = []
+    names = [n for n in ("intermediate", "target") if cfg[n].task != "none"]
+    for index, name in enumerate(names):
+        module, info = train_stage(cfg, name, index, encoder, tokenizer, loggers)
+        encoder = module.encoder
+        stages.append(info)
+    accuracy = evaluate(cfg, module, tokenizer, loggers)
+
+    results = build_results(
+        accuracy, stages=stages, config=to_container(cfg), train_language=cfg.data.train_language
+    )
+    write_json(out / "results.json", results)
+    if cfg.eval.save_predictions:
+        _write_predictions(out / "predictions.csv", module.predictions)
+    plots = write_plots(out / "plots", results)
+    write_report(out / "report.md", results, plots)
+    for logger in loggers:
+        logger.finalize("success")
+    if wandb_run is not None:
+        wandb_run.finish()
+    print(f"\n{format_table(results)}\n\nRun directory: {out}")
+    return results

@@ -1,0 +1,149 @@
+"""The results contract: results.json, report.md, plots/ and the terminal table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from robust_transfer.keys import CLEAN
+
+
+def build_results(
+    accuracy: dict[str, dict[str, float]],
+    *,
+    stages: list[dict],
+    config: dict,
+    train_language: str = "en",
+    **extra: Any,
+) -> dict:
+    """Assemble results.json: accuracy, degradation (clean minus perturbed), summary, stages."""
+    clean = accuracy[CLEAN]
+    degradation = {
+        split: {lang: clean[lang] - acc for lang, acc in by_lang.items()}
+        for split, by_lang in accuracy.items()
+        if split != CLEAN
+    }
+    relative = {
+        split: {lang: (d / clean[lang] if clean[lang] > 0 else 0.0) for lang, d in by_lang.items()}
+        for split, by_lang in degradation.items()
+    }
+    zero_shot = [acc for lang, acc in clean.items() if lang != train_language]
+    zero_shot_avg = mean(zero_shot) if zero_shot else float("nan")
+    summary = {
+        "clean_avg": mean(clean.values()),
+        "zero_shot_avg": zero_shot_avg,
+        "transfer_gap": clean.get(train_language, float("nan")) - zero_shot_avg,
+        "degradation_avg": {split: mean(by_lang.values()) for split, by_lang in degradation.items()},
+    }
+    return {
+        "accuracy": accuracy,
+        "degradation": degradation,
+        "relative_degradation": relative,
+        "summary": summary,
+        "stages": stages,
+        **extra,
+        "config": config,
+    }
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def _languages(results: dict) -> list[str]:
+    return list(results["accuracy"][CLEAN])
+
+
+def format_table(results: dict) -> str:
+    """Language x (clean, each perturbed split, each degradation), as fixed-width text."""
+    splits = [s for s in results["accuracy"] if s != CLEAN]
+    header = ["lang", CLEAN, *splits, *[f"deg:{s}" for s in splits]]
+    rows = []
+    for lang in _languages(results):
+        acc = [results["accuracy"][s].get(lang) for s in [CLEAN, *splits]]
+        deg = [results["degradation"][s].get(lang) for s in splits]
+        rows.append([lang, *[_fmt(v) for v in acc], *[_fmt(v, signed=True) for v in deg]])
+    avg = results["summary"]
+    rows.append(
+        ["avg", _fmt(avg["clean_avg"]), *[""] * len(splits)]
+        + [_fmt(avg["degradation_avg"][s], signed=True) for s in splits]
+    )
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.3f}" if signed else f"{value:.3f}"
+
+
+def write_report(path: Path, results: dict, plots: list[Path]) -> None:
+    s = results["summary"]
+    stages = "\n".join(
+        f"| {st['name']} | {st['task']} | {st['adversary'].get('name', 'none')} | {st['steps']} | "
+        f"{st['train_examples']} |"
+        for st in results["stages"]
+    )
+    lines = [
+        "# robust-transfer run",
+        "",
+        f"Clean average {s['clean_avg']:.3f}, zero-shot average {s['zero_shot_avg']:.3f}, "
+        f"transfer gap {s['transfer_gap']:+.3f}.",
+        "",
+        "Degradation = clean accuracy minus perturbed accuracy (positive: the perturbation hurts).",
+        "",
+        "| stage | task | adversary | steps | train examples |",
+        "|---|---|---|---|---|",
+        stages,
+        "",
+        "## Accuracy and degradation per language",
+        "",
+        "```",
+        format_table(results),
+        "```",
+        "",
+        *[f"![{p.stem}](plots/{p.name})" for p in plots],
+        "",
+    ]
+    path.write_text("\n".join(lines))
+
+
+def write_plots(plot_dir: Path, results: dict) -> list[Path]:
+    """Clean vs perturbed accuracy and degradation per language, as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    langs = _languages(results)
+    splits = list(results["accuracy"])
+    paths = []
+
+    for name, table, ylabel in [
+        ("accuracy", results["accuracy"], "accuracy"),
+        ("degradation", results["degradation"], "clean - perturbed accuracy"),
+    ]:
+        columns = [s for s in splits if s in table]
+        if not columns:
+            continue
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(langs), 3.6))
+        width = 0.8 / len(columns)
+        for k, split in enumerate(columns):
+            xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(langs))]
+            ax.bar(xs, [table[split].get(lang, 0.0) for lang in langs], width, label=split)
+        ax.set_xticks(range(len(langs)), langs)
+        ax.set_ylabel(ylabel)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{name} per language")
+        fig.tight_layout()
+        path = plot_dir / f"{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
