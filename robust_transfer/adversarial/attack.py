@@ -1,0 +1,88 @@
+"""Evaluation-time attack: PGD in word-embedding space against a trained model.
+
+The attack maximises the summed cross-entropy of the batch within the ball of radius
+epsilon (per-example L2 over real tokens, or elementwise Linf), padding never perturbed.
+It differentiates wrt the perturbation only (`torch.autograd.grad`), so no parameter
+gradient is accumulated; put the model in eval mode first. It needs autograd, so it
+cannot run under `torch.inference_mode()` (Lightning's default for validate/test: build
+the Trainer with `inference_mode=False`); it enables grad itself inside `torch.no_grad()`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from robust_transfer.adversarial.base import NORMS, AdversarialBatch, direction, mask3, project
+
+
+class _Sampler:
+    """Just the RNG part of a Regularizer, for `random_in_ball`."""
+
+    def __init__(self, generator: torch.Generator | None):
+        self.generator = generator
+
+    def _draw(self, fn, like: Tensor) -> Tensor:
+        g = self.generator
+        if g is None:
+            return fn(like.shape, device=like.device, dtype=like.dtype)
+        return fn(like.shape, generator=g, device=g.device, dtype=like.dtype).to(like.device)
+
+    def randn(self, like: Tensor) -> Tensor:
+        return self._draw(torch.randn, like)
+
+    def rand(self, like: Tensor) -> Tensor:
+        return self._draw(torch.rand, like)
+
+
+def embedding_pgd_attack(
+    batch: AdversarialBatch,
+    epsilon: float,
+    alpha: float,
+    steps: int,
+    norm: str = "l2",
+    *,
+    random_init: bool = True,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """A detached perturbation delta (B, T, H) that raises the task loss; evaluate forward(embed() + delta).
+
+    Random start uniform in the ball (zero with random_init=False), then `steps` ascent steps of size alpha (normalised gradient for l2, sign for
+    linf), each projected back onto the ball and masked. `seed` builds a generator on the
+    embeddings' device when `generator` is not given; with neither, torch's global RNG.
+    With epsilon 0 or steps 0 the result is all zeros.
+    """
+    from robust_transfer.adversarial.base import random_in_ball
+
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
+    if epsilon < 0 or alpha < 0 or steps < 0:
+        raise ValueError("epsilon, alpha and steps must be >= 0")
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "embedding_pgd_attack needs autograd but runs under torch.inference_mode(); "
+            "build the Lightning Trainer with inference_mode=False"
+        )
+    with torch.enable_grad():
+        embeds = batch.embed().detach()
+        mask = mask3(batch, embeds)
+        if epsilon == 0 or steps == 0:
+            return torch.zeros_like(embeds)
+        if generator is None and seed is not None:
+            generator = torch.Generator(device=embeds.device).manual_seed(seed)
+        if random_init:
+            delta = random_in_ball(_Sampler(generator), embeds, mask, epsilon, norm)
+        else:
+            delta = torch.zeros_like(embeds)
+        for _ in range(steps):
+            delta.requires_grad_(True)
+            loss = F.cross_entropy(
+                batch.forward(embeds + delta).float(), batch.labels, reduction="sum"
+            )
+            (grad,) = torch.autograd.grad(loss, delta)
+            delta = (
+                project(delta.detach() + alpha * direction(grad * mask, norm), epsilon, norm) * mask
+            )
+    return delta.detach()

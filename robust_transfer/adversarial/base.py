@@ -1,0 +1,376 @@
+"""The regularizer interface, the registry, and the tensor helpers every regularizer shares.
+
+A regularizer sees a batch only as `AdversarialBatch`: a way to get fresh word embeddings,
+a way to turn (perturbed) embeddings into logits, the padding mask and the labels. It
+computes one training objective, back-propagates it through the caller's `backward`, and
+reports what it did in a `StepOutput`. It never touches data sources, optimizers or models.
+
+Conventions shared by every regularizer:
+- perturbations live in word-embedding space, shape (B, T, H), and are exactly zero on
+  padding positions;
+- "per example" norms are over the (T, H) entries of the real tokens: L2 is the Frobenius
+  norm of the example's perturbation, Linf is elementwise;
+- a non-finite loss or perturbation ends the step with `skipped=True` and no parameter
+  gradient left behind, so the caller skips the optimizer step and weights stay finite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+NORMS = ("l2", "linf")
+
+
+@dataclass
+class AdversarialBatch:
+    """One training batch, as a regularizer sees it."""
+
+    embed: Callable[[], Tensor]  # fresh word embeddings (B,T,H); call once per forward pass
+    forward: Callable[[Tensor], Tensor]  # inputs_embeds (B,T,H) -> logits (B,C), mask bound inside
+    mask: Tensor  # (B,T): 1 for real tokens, 0 for padding
+    labels: Tensor  # (B,)
+
+
+@dataclass
+class StepOutput:
+    """What one `Regularizer.step` did; every tensor is detached."""
+
+    loss: Tensor  # the total training loss that was back-propagated
+    clean_loss: Tensor  # the task loss on the unperturbed batch
+    adv_loss: Tensor | None  # the adversarial (or noisy) task loss, or the KL term for SMART/R3F
+    delta_norm: (
+        Tensor | None
+    )  # mean over examples of the per-example L2 norm of the final perturbation
+    skipped: bool = (
+        False  # a non-finite loss/perturbation was caught; no parameter gradient was left
+    )
+
+    @classmethod
+    def skip(cls, clean_loss: Tensor | None = None) -> StepOutput:
+        nan = torch.tensor(float("nan"))
+        clean = nan if clean_loss is None else clean_loss.detach()
+        return cls(loss=clean, clean_loss=clean, adv_loss=None, delta_norm=None, skipped=True)
+
+
+class Cost(NamedTuple):
+    """Passes through the network per training step, for the benchmark's theoretical ratio.
+
+    `backward_input` counts back-propagation of activation gradients, `backward_weight` the
+    weight-gradient half of a backward pass: `torch.autograd.grad` wrt the perturbation only
+    does the former. A clean step is (1, 1, 1); with forward ~ each backward half in FLOPs the
+    theoretical step ratio is `total / 3`.
+    """
+
+    forward: int
+    backward_input: int
+    backward_weight: int
+
+    @property
+    def total(self) -> int:
+        return self.forward + self.backward_input + self.backward_weight
+
+
+class Regularizer(ABC):
+    """One training objective. Subclasses set `name`, a `Params` dataclass, and `step`."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]  # a @dataclass of hyperparameters with the papers' defaults
+
+    def __init__(self, params: Any = None, *, generator: torch.Generator | None = None):
+        if params is None:
+            params = self.Params()
+        elif isinstance(params, Mapping):
+            params = self.Params(**params)
+        self.params = params
+        # Source of the random initialisations/noise; None means torch's global RNG.
+        self.generator = generator
+
+    @abstractmethod
+    def step(self, batch: AdversarialBatch, backward: Callable[[Tensor], None]) -> StepOutput:
+        """Compute the training objective for one batch and back-propagate it via `backward`.
+
+        `backward(loss)` must behave like `loss.backward()` (e.g. `LightningModule.manual_backward`):
+        some regularizers read the gradient of a perturbation leaf after it. The caller zeroes
+        grads before and runs `optimizer.step()` after unless the output says `skipped`.
+        """
+
+    def cost(self) -> Cost:
+        """Network passes per step (see `Cost`); the clean step is the default."""
+        return Cost(1, 1, 1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params})"
+
+    # ---------------------------------------------------------------- shared pieces
+
+    def clean_step(
+        self, batch: AdversarialBatch, backward: Callable[[Tensor], None], weight: float = 1.0
+    ) -> StepOutput:
+        """Plain training on the task loss (scaled by `weight`); the epsilon-0 short circuit."""
+        clean = task_loss(batch.forward(batch.embed()), batch.labels)
+        if not is_finite(clean):
+            return StepOutput.skip(clean)
+        total = clean if weight == 1.0 else clean * weight
+        backward(total)
+        return StepOutput(total.detach(), clean.detach(), None, None)
+
+    def randn(self, like: Tensor) -> Tensor:
+        """Standard normal noise shaped like `like` (from `self.generator` when set)."""
+        if self.generator is None:
+            return torch.randn_like(like)
+        g = self.generator
+        return torch.randn(like.shape, generator=g, device=g.device, dtype=like.dtype).to(
+            like.device
+        )
+
+    def rand(self, like: Tensor) -> Tensor:
+        """Uniform [0, 1) noise shaped like `like` (from `self.generator` when set)."""
+        if self.generator is None:
+            return torch.rand_like(like)
+        g = self.generator
+        return torch.rand(like.shape, generator=g, device=g.device, dtype=like.dtype).to(
+            like.device
+        )
+
+
+# -------------------------------------------------------------------- registry
+
+REGULARIZERS: dict[str, type[Regularizer]] = {}
+
+
+def register(cls: type[Regularizer]) -> type[Regularizer]:
+    """Class decorator: make `cls` buildable by its `name`."""
+    if cls.name in REGULARIZERS and REGULARIZERS[cls.name] is not cls:
+        raise ValueError(
+            f"regularizer name {cls.name!r} is already registered by {REGULARIZERS[cls.name].__name__}"
+        )
+    if not (isinstance(cls.Params, type) and dataclasses.is_dataclass(cls.Params)):
+        raise TypeError(f"{cls.__name__}.Params must be a dataclass")
+    REGULARIZERS[cls.name] = cls
+    return cls
+
+
+def build_regularizer(
+    name: str, params: Mapping[str, Any] | None = None, *, generator: torch.Generator | None = None
+) -> Regularizer:
+    """The registered regularizer `name` with `params` over its defaults.
+
+    `params` may repeat `name` (a whole `configs/adversary/*.yaml`). A ValueError names an
+    unknown regularizer (listing the valid ones) or an unknown parameter (and the nearest valid one).
+    """
+    if name not in REGULARIZERS:
+        near = difflib.get_close_matches(str(name), list(REGULARIZERS), n=1)
+        hint = f" Did you mean '{near[0]}'?" if near else ""
+        raise ValueError(
+            f"unknown adversary '{name}'.{hint} Valid: {', '.join(sorted(REGULARIZERS))}."
+        )
+    cls = REGULARIZERS[name]
+    params = _plain_dict(params)
+    if params.pop("name", name) != name:
+        raise ValueError(
+            f"adversary name mismatch: building '{name}' with params for another adversary"
+        )
+    valid = [f.name for f in dataclasses.fields(cls.Params)]
+    for key in params:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean '{near[0]}'?" if near else ""
+            raise ValueError(
+                f"unknown parameter '{key}' for adversary '{name}'.{hint} Valid: {', '.join(valid)}."
+            )
+    return cls(cls.Params(**params), generator=generator)
+
+
+def _plain_dict(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    try:  # an OmegaConf DictConfig: resolve interpolations into plain values
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(params, DictConfig):
+            return dict(OmegaConf.to_container(params, resolve=True))
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return dict(params)
+
+
+# -------------------------------------------------------------------- parameter checks
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_nonnegative(**values: Any) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+
+
+def check_steps(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+
+
+def combine_weights(clean_weight: float, adv_weight: float) -> tuple[float, float]:
+    """(clean, adv) weights normalised to sum to 1, so epsilon 0 reproduces the clean loss."""
+    check_nonnegative(clean_weight=clean_weight, adv_weight=adv_weight)
+    total = clean_weight + adv_weight
+    if total <= 0:
+        raise ValueError("clean_weight + adv_weight must be > 0")
+    return clean_weight / total, adv_weight / total
+
+
+# -------------------------------------------------------------------- tensor helpers
+
+
+def task_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy, computed in float32."""
+    return F.cross_entropy(logits.float(), labels)
+
+
+def require_grad(leaf: Tensor) -> Tensor:
+    """The gradient that `backward` left on a perturbation leaf (it must act like loss.backward())."""
+    if leaf.grad is None:
+        raise RuntimeError(
+            "backward(loss) left no gradient on the perturbation: it must behave like loss.backward() "
+            "(e.g. LightningModule.manual_backward), not restrict `inputs` to the parameters"
+        )
+    return leaf.grad
+
+
+def is_finite(t: Tensor) -> bool:
+    return bool(torch.isfinite(t).all())
+
+
+def mask3(batch: AdversarialBatch, like: Tensor) -> Tensor:
+    """The padding mask as (B, T, 1) in `like`'s dtype and device."""
+    return batch.mask.unsqueeze(-1).to(device=like.device, dtype=like.dtype)
+
+
+def example_l2(delta: Tensor) -> Tensor:
+    """Per-example L2 norm over (T, H), float32, shape (B,)."""
+    return delta.float().flatten(1).norm(dim=1)
+
+
+def mean_l2(delta: Tensor) -> Tensor:
+    return example_l2(delta).mean().detach()
+
+
+def per_example(x: Tensor, values: Tensor) -> Tensor:
+    return values.view(-1, *([1] * (x.dim() - 1)))
+
+
+def direction(grad: Tensor, norm: str) -> Tensor:
+    """The steepest-ascent direction of unit size: grad / ||grad||_2 per example, or sign(grad).
+
+    An all-zero gradient gives a zero direction (no arbitrary epsilon in the denominator).
+    """
+    if norm == "linf":
+        return grad.sign()
+    n = per_example(grad, example_l2(grad))
+    g = grad.float()
+    return torch.where(
+        n > 0, g / n.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(g)
+    ).to(grad.dtype)
+
+
+def project(delta: Tensor, epsilon: float, norm: str) -> Tensor:
+    """Projection onto the per-example L2 ball or the elementwise Linf ball of radius epsilon."""
+    if norm == "linf":
+        return delta.clamp(-epsilon, epsilon)
+    n = per_example(delta, example_l2(delta))
+    scale = torch.where(
+        n > epsilon, epsilon / n.clamp_min(torch.finfo(torch.float32).tiny), torch.ones_like(n)
+    )
+    return (delta.float() * scale).to(delta.dtype)
+
+
+def random_in_ball(
+    reg: Regularizer, like: Tensor, mask: Tensor, epsilon: float, norm: str
+) -> Tensor:
+    """A uniform sample from the ball of radius epsilon over the real tokens (zero on padding).
+
+    Linf: each real entry uniform in [-eps, eps]. L2: a uniform direction (normalised Gaussian)
+    times radius eps * U^(1/d), d = real_len * H, the exact uniform-in-ball law (close to the
+    sphere for realistic d).
+    """
+    if norm == "linf":
+        return (reg.rand(like) * 2 - 1) * epsilon * mask
+    dir_ = direction(reg.randn(like) * mask, "l2")
+    dims = (mask.flatten(1).sum(1) * like.shape[-1]).clamp_min(1).float()
+    u = reg.rand(dims).float()
+    radius = epsilon * u.pow(1.0 / dims)
+    return (dir_.float() * per_example(like, radius)).to(like.dtype) * mask
+
+
+def kl(p_logits: Tensor, q_logits: Tensor) -> Tensor:
+    """KL(p || q) averaged over the batch, from logits, in float32."""
+    return F.kl_div(
+        F.log_softmax(q_logits.float(), dim=-1),
+        F.log_softmax(p_logits.float(), dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+def symmetric_kl(a: Tensor, b: Tensor, detach_targets: bool = False) -> Tensor:
+    """KL(a||b) + KL(b||a) averaged over the batch.
+
+    detach_targets=True is mt-dnn's `SymKlCriterion`: in each direction the reference
+    distribution is a constant, so the gradient reaches each logit tensor only through its
+    own log-probabilities.
+    """
+    if detach_targets:
+        return kl(a.detach(), b) + kl(b.detach(), a)
+    return kl(a, b) + kl(b, a)
+
+
+def discard_grads(losses: Iterable[Tensor]) -> None:
+    """Undo already back-propagated losses: set .grad = None on every parameter they reached.
+
+    Used when a later pass of a multi-backward step (FreeLB, FGSM, ...) turns out non-finite.
+    The parameters are found by walking each loss's autograd graph to its AccumulateGrad
+    nodes, which stay reachable after backward (only saved activations are freed).
+    """
+    seen: set[int] = set()
+    stack = [loss.grad_fn for loss in losses if loss.grad_fn is not None]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        variable = getattr(fn, "variable", None)
+        if isinstance(variable, Tensor):
+            variable.grad = None
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+
+
+def uniform_or_normal(reg: Regularizer, like: Tensor, scale: float, noise: str) -> Tensor:
+    """Noise of scale `scale`: U(-scale, scale) for 'uniform', N(0, scale^2) for 'normal'."""
+    if noise == "uniform":
+        return (reg.rand(like) * 2 - 1) * scale
+    return reg.randn(like) * scale
+
+
+__all__ = [
+    "NORMS",
+    "REGULARIZERS",
+    "AdversarialBatch",
+    "Cost",
+    "Regularizer",
+    "StepOutput",
+    "build_regularizer",
+    "register",
+]
