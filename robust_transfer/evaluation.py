@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -10,6 +11,7 @@ from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
 from robust_transfer.data.perturbations import build_perturbation
+from robust_transfer.data.perturbed import perturb_split, split_stats
 from robust_transfer.keys import CLEAN
 from robust_transfer.models.module import EvalSplit
 
@@ -56,13 +58,17 @@ def attacked_logits(module, batch: dict, attack: dict[str, Any], seed: int) -> t
         return adv.forward(adv.embed() + delta.detach())
 
 
-def build_eval_splits(cfg: DictConfig, clean: dict[str, Dataset]) -> tuple[list[EvalSplit], dict[str, Dataset]]:
-    """Every (split, language) to evaluate and its dataset, in dataloader order.
+def build_eval_splits(
+    cfg: DictConfig, clean: dict[str, Dataset]
+) -> tuple[list[EvalSplit], dict[str, Dataset], dict[str, dict[str, dict[str, float]]]]:
+    """Every (split, language) to evaluate, its dataset (in dataloader order), and statistics
+    of how much each text perturbation changed each language.
 
-    Text perturbations are applied here, once, with `datasets.map`; embedding attacks reuse
-    the clean data and run inside the model's test step.
+    Text perturbations are applied here, once per data/family/rate/seed (cached in
+    `cache_dir/perturbed`); embedding attacks reuse the clean data inside the test step.
     """
-    splits, data = [], {}
+    splits, data, stats = [], {}, {}
+    cache = Path(cfg.cache_dir) / "perturbed"
     perturbations = {k: v for k, v in cfg.eval.perturbations.items() if v is not None}
     for lang, ds in clean.items():
         splits.append(EvalSplit(CLEAN, lang))
@@ -77,8 +83,8 @@ def build_eval_splits(cfg: DictConfig, clean: dict[str, Dataset]) -> tuple[list[
             perturbation = build_perturbation(family, {"seed": cfg.data.seed, **params})
             if not perturbation.supports(lang):
                 continue
+            perturbed = perturb_split(ds, perturbation, lang, cache)
             splits.append(EvalSplit(name, lang))
-            data[f"{name}/{lang}"] = ds.map(
-                perturbation.apply_batch, batched=True, fn_kwargs={"lang": lang}, desc=f"{name}/{lang}"
-            )
-    return splits, data
+            data[f"{name}/{lang}"] = perturbed
+            stats.setdefault(name, {})[lang] = split_stats(ds, perturbed, lang, perturbation.params.fields)
+    return splits, data, stats

@@ -19,11 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from robust_transfer.adversarial import build_regularizer
 from robust_transfer.callbacks import DegradationLogger, RngState
+from robust_transfer.callbacks.degradation import log_plots
 from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
+from robust_transfer.data.perturbed import low_change_warnings
 from robust_transfer.data.tasks import get_task
 from robust_transfer.evaluation import build_eval_splits
-from robust_transfer.loggers import make_loggers, start_wandb
+from robust_transfer.loggers import log_summary, make_loggers, start_wandb
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
 from robust_transfer.report import build_results, format_table, write_json, write_plots, write_report
@@ -84,7 +86,9 @@ def _datamodule(cfg: DictConfig, tokenizer, **splits) -> PairDataModule:
     )
 
 
-def train_stage(cfg, name: str, index: int, encoder, tokenizer, loggers) -> tuple[PairClassifier, dict]:
+def train_stage(
+    cfg, name: str, index: int, encoder, tokenizer, loggers, extra_callbacks=()
+) -> tuple[PairClassifier, dict]:
     """Fine-tune `encoder` with a fresh head on the stage's task; resumable per stage."""
     stage_cfg = cfg[name]
     task = get_task(stage_cfg.task)
@@ -130,10 +134,11 @@ def train_stage(cfg, name: str, index: int, encoder, tokenizer, loggers) -> tupl
     callbacks = [
         # one last.ckpt for the whole run, overwritten by whichever stage is training
         pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, enable_version_counter=False
+            dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
         ),
         RngState(),
         _StageTag(name),
+        *extra_callbacks,
     ]
     trainer = _trainer(cfg, stage_cfg, loggers, callbacks)
     started = time.perf_counter()
@@ -153,15 +158,16 @@ def _metric(trainer: pl.Trainer, key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def evaluate(cfg, module: PairClassifier, tokenizer, loggers) -> dict[str, dict[str, float]]:
+def evaluate(cfg, module: PairClassifier, tokenizer, loggers) -> tuple[dict, dict]:
+    """Accuracy per split and language, and how much each text perturbation changed the data."""
     task = get_task(cfg.target.task)
     clean = task.load(cfg, "test", list(cfg.data.languages))
-    splits, data = build_eval_splits(cfg, clean)
+    splits, data, stats = build_eval_splits(cfg, clean)
     module.set_eval_splits(splits)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     trainer = _trainer(cfg, None, loggers, [DegradationLogger()])
     trainer.test(module, datamodule=_datamodule(cfg, tokenizer, tests=data), verbose=False)
-    return module.test_results
+    return module.test_results, stats
 
 
 def _prepare_output(cfg: DictConfig) -> Path:
@@ -183,26 +189,34 @@ def _write_predictions(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def run(cfg: DictConfig) -> dict:
-    """Run every stage of the experiment described by `cfg`; returns results.json's content."""
+def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
+    """Run every stage of the experiment described by `cfg`; returns results.json's content.
+
+    `callbacks` are added to every training stage's Trainer.
+    """
     out = _prepare_output(cfg)
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     model_path = resolve_model_path(cfg)
     tokenizer, encoder = load_tokenizer(model_path), load_encoder(model_path)
-    wandb_run = start_wandb(cfg, out, name=Path(cfg.output_dir).name, group=cfg.experiment)
+    wandb_run = start_wandb(cfg, out)  # name, group, job_type, tags: naming.run_info
     loggers = make_loggers(cfg, out, wandb_run)
 
     stages = []
     names = [n for n in ("intermediate", "target") if cfg[n].task != "none"]
     for index, name in enumerate(names):
-        module, info = train_stage(cfg, name, index, encoder, tokenizer, loggers)
+        module, info = train_stage(cfg, name, index, encoder, tokenizer, loggers, callbacks)
         encoder = module.encoder
         stages.append(info)
-    accuracy = evaluate(cfg, module, tokenizer, loggers)
+    accuracy, perturbation_stats = evaluate(cfg, module, tokenizer, loggers)
 
     results = build_results(
-        accuracy, stages=stages, config=to_container(cfg), train_language=cfg.data.train_language
+        accuracy,
+        stages=stages,
+        config=to_container(cfg),
+        train_language=cfg.data.train_language,
+        perturbation_stats=perturbation_stats,
+        warnings=low_change_warnings(perturbation_stats),
     )
     write_json(out / "results.json", results)
     if cfg.eval.save_predictions:
@@ -212,6 +226,8 @@ def run(cfg: DictConfig) -> dict:
     for logger in loggers:
         logger.finalize("success")
     if wandb_run is not None:
+        log_summary(wandb_run, results)
+        log_plots(wandb_run, plots)
         wandb_run.finish()
     print(f"\n{format_table(results)}\n\nRun directory: {out}")
     return results

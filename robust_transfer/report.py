@@ -106,10 +106,37 @@ def write_report(path: Path, results: dict, plots: list[Path]) -> None:
         format_table(results),
         "```",
         "",
+        *_stats_section(results),
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _stats_section(results: dict) -> list[str]:
+    """How much each text perturbation changed each language, so a degradation can be read."""
+    stats = results.get("perturbation_stats") or {}
+    if not stats:
+        return []
+    lines = [
+        "## How much each perturbation changed the data",
+        "",
+        "changed fraction of texts / mean character edit rate / mean word edit rate",
+        "",
+        "| split | " + " | ".join(_languages(results)) + " |",
+        "|---|" + "---|" * len(_languages(results)),
+    ]
+    for split, by_lang in stats.items():
+        cells = [
+            f"{s['changed_fraction']:.2f} / {s['char_edit_rate']:.3f} / {s['word_edit_rate']:.3f}"
+            if (s := by_lang.get(lang))
+            else "-"
+            for lang in _languages(results)
+        ]
+        lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"> Warning: {w}" for w in results.get("warnings", [])]
+    return [*lines, ""]
 
 
 def write_plots(plot_dir: Path, results: dict) -> list[Path]:
@@ -146,4 +173,27 @@ def write_plots(plot_dir: Path, results: dict) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+    if results["degradation"]:
+        paths.append(_heatmap(plot_dir / "degradation_heatmap.png", results["degradation"], langs, plt))
     return paths
+
+
+def _heatmap(path: Path, degradation: dict[str, dict[str, float]], langs: list[str], plt) -> Path:
+    """Language x perturbation family, colour = degradation (red: the perturbation hurts)."""
+    splits = list(degradation)
+    grid = [[degradation[s].get(lang, float("nan")) for lang in langs] for s in splits]
+    bound = max(0.05, max(abs(v) for row in grid for v in row if v == v))
+    fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(langs), 1.2 + 0.5 * len(splits)))
+    image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    ax.set_xticks(range(len(langs)), langs)
+    ax.set_yticks(range(len(splits)), splits)
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:
+                ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="clean - perturbed")
+    ax.set_title("degradation per language and perturbation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -26,16 +26,20 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture
-def fast_args(cache_dir, tmp_path) -> list[str]:
-    """CLI arguments for a seconds-long end-to-end run into a fresh output directory."""
+def smoke_args(cache_dir: Path, output_dir: Path) -> list[str]:
     return [
         "experiment=smoke",
         f"cache_dir={cache_dir}",
-        f"output_dir={tmp_path / 'run'}",
+        f"output_dir={output_dir}",
         "logger.wandb=false",
         "trainer.enable_progress_bar=false",
     ]
+
+
+@pytest.fixture
+def fast_args(cache_dir, tmp_path) -> list[str]:
+    """CLI arguments for a seconds-long end-to-end run into a fresh output directory."""
+    return smoke_args(cache_dir, tmp_path / "run")
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:

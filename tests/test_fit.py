@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,8 @@ import torch
 
 from robust_transfer.config import compose
 from robust_transfer.pipeline import STAGE_KEY, run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, smoke_args
+from tests.wandb_records import read_run
 
 
 def _run(args: list[str]) -> tuple[dict, Path]:
@@ -23,16 +23,28 @@ def _run(args: list[str]) -> tuple[dict, Path]:
     return run(cfg), Path(cfg.output_dir)
 
 
-def test_run_directory_follows_the_contract(fast_args):
-    results, out = _run(fast_args)
+@pytest.fixture(scope="module")
+def default_run(cache_dir, tmp_path_factory) -> tuple[dict, Path, list[str]]:
+    """One smoke run with W&B offline, shared by the tests that only read its outputs."""
+    args = smoke_args(cache_dir, tmp_path_factory.mktemp("default") / "run")
+    os.environ["WANDB_MODE"] = "offline"
+    results, out = _run([*args, "logger.wandb=true"])
+    return results, out, args
+
+
+def test_run_directory_follows_the_contract(default_run):
+    results, out, _ = default_run
     for name in ("config.yaml", "results.json", "metrics.csv", "report.md", "predictions.csv"):
         assert (out / name).is_file(), name
-    assert sorted(p.name for p in (out / "plots").glob("*.png")) == ["accuracy.png", "degradation.png"]
+    assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
+        "accuracy.png", "degradation.png", "degradation_heatmap.png"
+    ]
     assert {"intermediate.ckpt", "target.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}
 
     saved = json.loads((out / "results.json").read_text())
     langs = ["en", "de", "es", "fr", "ja", "ko", "zh"]
-    assert list(saved["accuracy"]) == ["clean", "char_noise"]
+    families = ["char_noise", "keyboard", "punctuation", "whitespace", "embedding_pgd"]
+    assert list(saved["accuracy"]) == ["clean", *families]
     for split in saved["accuracy"].values():
         assert list(split) == langs and all(0.0 <= v <= 1.0 for v in split.values())
     clean, noisy = saved["accuracy"]["clean"], saved["accuracy"]["char_noise"]
@@ -40,7 +52,12 @@ def test_run_directory_follows_the_contract(fast_args):
     summary = saved["summary"]
     assert summary["zero_shot_avg"] == pytest.approx(sum(clean[k] for k in langs[1:]) / 6)
     assert summary["transfer_gap"] == pytest.approx(clean["en"] - summary["zero_shot_avg"])
-    assert set(summary["degradation_avg"]) == {"char_noise"}
+    assert set(summary["degradation_avg"]) == set(families)
+    stats = saved["perturbation_stats"]
+    assert set(stats) == set(families) - {"embedding_pgd"}  # attacks change embeddings, not text
+    for by_lang in stats.values():
+        assert list(by_lang) == langs
+        assert all(0 < s["changed_fraction"] <= 1 and s["char_edit_rate"] > 0 for s in by_lang.values())
     assert [s["name"] for s in saved["stages"]] == ["intermediate", "target"]
     assert saved["stages"][0]["task"] == "synthetic_nli" and saved["stages"][0]["train_examples"] == 256
     assert saved["stages"][1]["steps"] == 16 and saved["stages"][1]["adversary"]["name"] == "none"
@@ -49,8 +66,10 @@ def test_run_directory_follows_the_contract(fast_args):
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "target/train/loss" in header and "accuracy/clean/ja" in header
     predictions = (out / "predictions.csv").read_text().splitlines()
-    assert len(predictions) == 1 + 2 * 7 * 64
-    assert "| char_noise" in (out / "report.md").read_text() or "char_noise" in (out / "report.md").read_text()
+    assert len(predictions) == 1 + 6 * 7 * 64
+    report = (out / "report.md").read_text()
+    assert "deg:keyboard" in report and "| whitespace |" in report
+    assert "![degradation_heatmap](plots/degradation_heatmap.png)" in report
 
 
 def test_intermediate_none_runs_the_target_stage_only(fast_args):
@@ -58,27 +77,35 @@ def test_intermediate_none_runs_the_target_stage_only(fast_args):
     assert [s["name"] for s in results["stages"]] == ["target"]
 
 
-def test_same_seed_gives_identical_accuracies(fast_args, tmp_path):
-    first, _ = _run(fast_args)
-    second, _ = _run([*fast_args, f"output_dir={tmp_path / 'again'}"])
+def test_same_seed_gives_identical_accuracies(default_run, tmp_path):
+    first, _, args = default_run
+    second, _ = _run([*args, f"output_dir={tmp_path / 'again'}"])
     assert first["accuracy"] == second["accuracy"]
-    other, _ = _run([*fast_args, f"output_dir={tmp_path / 'other'}", "seed=1"])
+    other, _ = _run([*args, f"output_dir={tmp_path / 'other'}", "seed=1"])
     assert other["accuracy"] != first["accuracy"]
 
 
-def test_existing_run_directory_needs_resume(fast_args):
-    _run(fast_args)
+def test_existing_run_directory_needs_resume(default_run):
+    *_, args = default_run
     proc = subprocess.run(
-        [sys.executable, "-m", "robust_transfer.fit", *fast_args], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "robust_transfer.fit", *args], cwd=ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "resume=true" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _stage_of(ckpt: Path) -> str | None:
-    try:
-        return torch.load(ckpt, map_location="cpu", weights_only=False).get(STAGE_KEY)
-    except Exception:  # being written right now
-        return None
+KILLER = """
+import os, signal, sys
+import pytorch_lightning as pl
+from robust_transfer.config import compose
+from robust_transfer.pipeline import run
+
+class KillMidEpoch(pl.Callback):  # SIGKILL in the middle of the target stage's third epoch
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if module.stage == "target" and trainer.current_epoch == 2 and batch_idx == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+run(compose(sys.argv[1:]), callbacks=(KillMidEpoch(),))
+"""
 
 
 def test_killed_run_resumes_to_the_same_results(fast_args, tmp_path):
@@ -86,35 +113,19 @@ def test_killed_run_resumes_to_the_same_results(fast_args, tmp_path):
     reference, _ = _run([*args, f"output_dir={tmp_path / 'reference'}"])
 
     out = Path(compose(args).output_dir)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "robust_transfer.fit", *args], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.time() + 240
-    try:
-        # kill it once the target stage has written its first epoch checkpoint
-        while time.time() < deadline and proc.poll() is None:
-            last = out / "checkpoints" / "last.ckpt"
-            if last.exists() and _stage_of(last) == "target":
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the run finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    proc = subprocess.run([sys.executable, "-c", KILLER, *args], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert not (out / "results.json").exists()
-    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] < 3
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last[STAGE_KEY] == "target" and last["epoch"] == 1
 
     resumed, _ = _run([*args, "resume=true"])
     assert resumed["accuracy"] == reference["accuracy"]
     assert [s["steps"] for s in resumed["stages"]] == [s["steps"] for s in reference["stages"]]
 
 
-def test_wandb_offline_run_holds_the_degradation_table(fast_args, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    results, out = _run([*fast_args, "logger.wandb=true"])
+def test_wandb_offline_run_holds_the_degradation_table(default_run):
+    results, out, _ = default_run
     runs = list((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     tables = list(runs[0].rglob("degradation_table*.table.json"))
@@ -122,8 +133,13 @@ def test_wandb_offline_run_holds_the_degradation_table(fast_args, monkeypatch):
     table = json.loads(tables[0].read_text())
     assert table["columns"] == ["lang", "split", "clean", "perturbed", "degradation"]
     rows = {(r[0], r[1]): r for r in table["data"]}
-    assert set(rows) == {(lang, "char_noise") for lang in results["accuracy"]["clean"]}
+    assert {(lang, "char_noise") for lang in results["accuracy"]["clean"]} <= set(rows)
     ja = rows[("ja", "char_noise")]
     assert ja[4] == pytest.approx(results["degradation"]["char_noise"]["ja"])
-    summary = json.loads(next(runs[0].rglob("wandb-summary.json")).read_text())
+    history, summary = read_run(runs[0])
     assert summary["degradation/char_noise/ja"] == pytest.approx(ja[4])
+    assert any("target/train/loss" in row for row in history)
+    charts = list(runs[0].rglob("degradation_bar/char_noise*.table.json"))
+    assert charts, "no wandb.plot.bar chart of degradation"
+    images = [p.name for p in runs[0].rglob("*.png")]
+    assert any(name.startswith("degradation_heatmap") for name in images)

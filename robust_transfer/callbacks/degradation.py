@@ -19,6 +19,13 @@ def degradation_rows(accuracy: dict[str, dict[str, float]]) -> list[list]:
     ]
 
 
+def log_plots(run, paths) -> None:
+    """The run directory's PNG plots (bars, heatmaps) as W&B images."""
+    import wandb
+
+    run.log({keys.plot_key(p.stem): wandb.Image(str(p)) for p in paths})
+
+
 class DegradationLogger(pl.Callback):
     """A `wandb.Table` of the degradation study, plus `degradation/<split>/<lang>` summary keys."""
 
@@ -37,6 +44,10 @@ class DegradationLogger(pl.Callback):
         import wandb
 
         run.log({keys.DEGRADATION_TABLE: wandb.Table(columns=self.COLUMNS, data=rows)})
+        for split in dict.fromkeys(row[1] for row in rows):
+            table = wandb.Table(columns=["lang", "degradation"], data=[[r[0], r[4]] for r in rows if r[1] == split])
+            chart = wandb.plot.bar(table, "lang", "degradation", title=f"degradation under {split}")
+            run.log({keys.degradation_bar_key(split): chart})
         for split, by_lang in accuracy.items():
             for lang, acc in by_lang.items():
                 run.summary[keys.accuracy_key(split, lang)] = acc

@@ -10,12 +10,23 @@ import torch
 
 
 class RngState(pl.Callback):
-    """Lightning restores weights, optimizer and loops, not the RNGs that regularizers draw from."""
+    """Lightning restores weights, optimizer and loops, not the RNGs that regularizers draw from.
+
+    States are stored as tensors and plain Python values so that checkpoints still load with
+    `torch.load(weights_only=True)`.
+    """
 
     def state_dict(self) -> dict:
-        return {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        return {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch"])
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -15,6 +15,7 @@ from robust_transfer import keys
 from robust_transfer.adversarial import AdversarialBatch, Regularizer, build_regularizer
 from robust_transfer.models.head import ClassificationHead
 
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
 
 
@@ -77,6 +78,11 @@ class PairClassifier(pl.LightningModule):
             kwargs["input_ids"] = batch["input_ids"]
         else:
             kwargs["inputs_embeds"] = inputs_embeds
+            padding_idx = getattr(self.encoder.get_input_embeddings(), "padding_idx", None)
+            if getattr(self.encoder.config, "model_type", "") in ROBERTA_LIKE and padding_idx is not None:
+                # RoBERTa-style positions skip padding; from embeddings alone they would not
+                mask = batch["attention_mask"].long()
+                kwargs["position_ids"] = mask.cumsum(1) * mask + padding_idx
         hidden = self.encoder(**kwargs).last_hidden_state
         return self.head(hidden, batch["attention_mask"])
 
@@ -96,12 +102,12 @@ class PairClassifier(pl.LightningModule):
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
         out = self.regularizer.step(self.adversarial_batch(batch), self.manual_backward)
-        if out.skipped:
+        if not out.skipped and self.gradient_clip_val > 0:
+            self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
+        if out.skipped or not self._gradients_finite():
             self.skipped_steps += 1
             optimizer.zero_grad()
         else:
-            if self.gradient_clip_val > 0:
-                self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
             optimizer.step()
             scheduler.step()
         size = batch["labels"].shape[0]
@@ -113,6 +119,10 @@ class PairClassifier(pl.LightningModule):
         log["lr"] = scheduler.get_last_lr()[0]
         for name, value in log.items():
             self.log(keys.train_key(self.stage, name), value, batch_size=size, prog_bar=name == "loss")
+
+    def _gradients_finite(self) -> bool:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        return bool(torch.isfinite(torch.stack([g.norm() for g in grads]).sum())) if grads else True
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.val_accuracy.update(self.logits(batch).argmax(-1), batch["labels"])
