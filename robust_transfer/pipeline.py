@@ -22,7 +22,7 @@ from robust_transfer.callbacks import DegradationLogger, RngState
 from robust_transfer.callbacks.degradation import log_plots
 from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
-from robust_transfer.data.perturbed import low_change_warnings
+from robust_transfer.data.perturbed import augment_split, low_change_warnings
 from robust_transfer.data.tasks import get_task
 from robust_transfer.evaluation import build_eval_splits
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb
@@ -94,6 +94,9 @@ def train_stage(
     task = get_task(stage_cfg.task)
     lang = cfg.data.train_language
     train = task.load(cfg, "train", [lang])[lang]
+    if stage_cfg.augment is not None:
+        augment = OmegaConf.to_container(stage_cfg.augment)
+        train = augment_split(train, augment, lang, cfg.data.seed, Path(cfg.cache_dir) / "perturbed")
     val = task.load(cfg, "validation", [lang])[lang]
     adversary = OmegaConf.to_container(stage_cfg.adversary)
     regularizer = build_regularizer(adversary["name"], {k: v for k, v in adversary.items() if k != "name"})
@@ -118,6 +121,7 @@ def train_stage(
         "task": task.name,
         "adversary": {"name": regularizer.name, **dataclasses.asdict(regularizer.params)},
         "train_examples": len(train),
+        "augment": OmegaConf.to_container(stage_cfg.augment) if stage_cfg.augment is not None else None,
     }
     if cfg.resume and final.exists():
         state = torch.load(final, map_location="cpu", weights_only=False)

@@ -81,3 +81,12 @@ def test_print_config_prints_resolved_yaml_and_exits(tmp_path):
     assert proc.returncode == 0
     assert "seed: 3" in proc.stdout and "name_or_path: tiny" in proc.stdout
     assert not (tmp_path / "x").exists()
+
+
+def test_augment_is_validated():
+    with pytest.raises(ConfigError, match="target.augment.copies"):
+        compose(["target.augment={family: synonym, copies: 0}"])
+    with pytest.raises(ConfigError, match="needs a 'family'"):
+        compose(["target.augment={copies: 2}"])
+    with pytest.raises(ConfigError, match="In 'target.augment'"):
+        compose(["target.augment={family: nope}"])

@@ -143,3 +143,11 @@ def test_wandb_offline_run_holds_the_degradation_table(default_run):
     assert charts, "no wandb.plot.bar chart of degradation"
     images = [p.name for p in runs[0].rglob("*.png")]
     assert any(name.startswith("degradation_heatmap") for name in images)
+
+
+def test_randomized_smoothing_augmentation_adds_perturbed_copies(fast_args):
+    results, _ = _run([*fast_args, "intermediate=none", "target.augment={family: char_noise, copies: 2, rate: 0.1}"])
+    target = results["stages"][0]
+    assert target["train_examples"] == 3 * 256
+    assert target["augment"] == {"family": "char_noise", "copies": 2, "rate": 0.1}
+    assert target["steps"] == 2 * 3 * 256 // 32

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 
-from robust_transfer.data.perturbations import Perturbation, perturbation_stats
+from robust_transfer.data.perturbations import Perturbation, build_perturbation, perturbation_stats
 
 # bump when the way perturbed splits are built changes, to invalidate old caches
 CACHE_VERSION = 1
@@ -36,6 +36,17 @@ def perturb_split(ds: Dataset, perturbation: Perturbation, lang: str, cache_dir:
         new_fingerprint=fingerprint,
         desc=f"{perturbation.name}/{lang}",
     )
+
+
+def augment_split(ds: Dataset, augment: dict, lang: str, seed: int, cache_dir: Path | None) -> Dataset:
+    """RS-DA: the split followed by `copies` perturbed copies, copy k drawn with seed + k + 1."""
+    params = dict(augment)
+    family, copies = params.pop("family"), params.pop("copies", 1)
+    parts = [ds]
+    for k in range(copies):
+        perturbation = build_perturbation(family, {**params, "seed": seed + k + 1})
+        parts.append(perturb_split(ds, perturbation, lang, cache_dir))
+    return concatenate_datasets(parts)
 
 
 def split_stats(clean: Dataset, perturbed: Dataset, lang: str, fields: list[str]) -> dict[str, float]:
