@@ -98,6 +98,8 @@ class EvalConfig:
         default_factory=lambda: {"char_noise": {"family": "char_noise", "rate": 0.1}}
     )
     save_predictions: bool = True  # predictions.csv: one row per example, split and language
+    # the generalized setting: sentence1 in language A, sentence2 in B, every ordered pair
+    generalized: bool = True
 
 
 @dataclass

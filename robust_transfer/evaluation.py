@@ -11,8 +11,10 @@ from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
 from robust_transfer.data.perturbations import build_perturbation
+from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.perturbed import perturb_split, split_stats
 from robust_transfer.keys import CLEAN
+from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
 from robust_transfer.models.module import EvalSplit
 
 ATTACK_PARAMS: dict[str, dict[str, Any]] = {
@@ -87,4 +89,19 @@ def build_eval_splits(
             splits.append(EvalSplit(name, lang))
             data[f"{name}/{lang}"] = perturbed
             stats.setdefault(name, {})[lang] = split_stats(ds, perturbed, lang, perturbation.params.fields)
+    if cfg.eval.generalized and len(clean) > 1:
+        for (a, b), ds in build_generalized(clean).datasets.items():
+            if a != b:  # the diagonal is the clean split
+                splits.append(EvalSplit(GENERALIZED, f"{a}-{b}"))
+                data[f"{GENERALIZED}/{a}-{b}"] = ds
     return splits, data, stats
+
+
+def generalized_matrix(accuracy: dict[str, dict[str, float]]) -> dict[str, dict[str, float]] | None:
+    """Take the generalized split out of `accuracy` as `{lang1: {lang2: acc}}`, clean on the diagonal."""
+    pairs = accuracy.pop(GENERALIZED, None)
+    if pairs is None:
+        return None
+    langs = list(accuracy[CLEAN])
+    matrix = {a: {b: accuracy[CLEAN][a] if a == b else pairs[f"{a}-{b}"] for b in langs} for a in langs}
+    return matrix

@@ -19,12 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from robust_transfer.adversarial import build_regularizer
 from robust_transfer.callbacks import DegradationLogger, RngState
-from robust_transfer.callbacks.degradation import log_plots
+from robust_transfer.callbacks.degradation import log_generalized, log_plots
 from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
 from robust_transfer.data.tasks import get_task
-from robust_transfer.evaluation import build_eval_splits
+from robust_transfer.evaluation import build_eval_splits, generalized_matrix
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
@@ -213,6 +213,7 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         encoder = module.encoder
         stages.append(info)
     accuracy, perturbation_stats = evaluate(cfg, module, tokenizer, loggers)
+    generalized = generalized_matrix(accuracy)
 
     results = build_results(
         accuracy,
@@ -221,6 +222,7 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         train_language=cfg.data.train_language,
         perturbation_stats=perturbation_stats,
         warnings=low_change_warnings(perturbation_stats),
+        **({"generalized": generalized} if generalized else {}),
     )
     write_json(out / "results.json", results)
     if cfg.eval.save_predictions:

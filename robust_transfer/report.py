@@ -107,10 +107,26 @@ def write_report(path: Path, results: dict, plots: list[Path]) -> None:
         "```",
         "",
         *_stats_section(results),
+        *_generalized_section(results),
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _generalized_section(results: dict) -> list[str]:
+    matrix = results.get("generalized")
+    if not matrix:
+        return []
+    langs = list(matrix)
+    lines = [
+        "## Generalized setting (row: sentence1 language, column: sentence2 language)",
+        "",
+        "| | " + " | ".join(langs) + " |",
+        "|---|" + "---|" * len(langs),
+    ]
+    lines += [f"| {a} | " + " | ".join(f"{matrix[a][b]:.3f}" for b in langs) + " |" for a in langs]
+    return [*lines, ""]
 
 
 def _stats_section(results: dict) -> list[str]:
@@ -175,7 +191,30 @@ def write_plots(plot_dir: Path, results: dict) -> list[Path]:
         paths.append(path)
     if results["degradation"]:
         paths.append(_heatmap(plot_dir / "degradation_heatmap.png", results["degradation"], langs, plt))
+    if results.get("generalized"):
+        paths.append(_generalized_heatmap(plot_dir / "generalized.png", results["generalized"], plt))
     return paths
+
+
+def _generalized_heatmap(path: Path, matrix: dict[str, dict[str, float]], plt) -> Path:
+    """Accuracy with sentence1 in the row language and sentence2 in the column language."""
+    langs = list(matrix)
+    grid = [[matrix[a][b] for b in langs] for a in langs]
+    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(langs), 1.2 + 0.6 * len(langs)))
+    image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(langs)), langs)
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("sentence2 language")
+    ax.set_ylabel("sentence1 language")
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="accuracy")
+    ax.set_title("generalized setting")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _heatmap(path: Path, degradation: dict[str, dict[str, float]], langs: list[str], plt) -> Path:

@@ -37,7 +37,7 @@ def test_run_directory_follows_the_contract(default_run):
     for name in ("config.yaml", "results.json", "metrics.csv", "report.md", "predictions.csv"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "plots").glob("*.png")) == [
-        "accuracy.png", "degradation.png", "degradation_heatmap.png"
+        "accuracy.png", "degradation.png", "degradation_heatmap.png", "generalized.png"
     ]
     assert {"intermediate.ckpt", "target.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}
 
@@ -66,7 +66,11 @@ def test_run_directory_follows_the_contract(default_run):
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "target/train/loss" in header and "accuracy/clean/ja" in header
     predictions = (out / "predictions.csv").read_text().splitlines()
-    assert len(predictions) == 1 + 6 * 7 * 64
+    generalized = saved["generalized"]
+    assert list(generalized) == langs and all(list(row) == langs for row in generalized.values())
+    assert all(generalized[lang][lang] == clean[lang] for lang in langs)
+    # 6 splits x 7 languages + 42 mixed-language pairs (the synthetic task's labels always agree)
+    assert len(predictions) == 1 + (6 * 7 + 42) * 64
     report = (out / "report.md").read_text()
     assert "deg:keyboard" in report and "| whitespace |" in report
     assert "![degradation_heatmap](plots/degradation_heatmap.png)" in report

@@ -14,7 +14,7 @@ def degradation_rows(accuracy: dict[str, dict[str, float]]) -> list[list]:
     return [
         [lang, split, clean[lang], acc, clean[lang] - acc]
         for split, by_lang in accuracy.items()
-        if split != keys.CLEAN
+        if split not in (keys.CLEAN, keys.GENERALIZED_SPLIT)
         for lang, acc in by_lang.items()
     ]
 
@@ -24,6 +24,14 @@ def log_plots(run, paths) -> None:
     import wandb
 
     run.log({keys.plot_key(p.stem): wandb.Image(str(p)) for p in paths})
+
+
+def log_generalized(run, matrix: dict[str, dict[str, float]]) -> None:
+    """The generalized-setting matrix as a W&B table (lang1, lang2, accuracy)."""
+    import wandb
+
+    rows = [[a, b, acc] for a, row in matrix.items() for b, acc in row.items()]
+    run.log({keys.GENERALIZED_TABLE: wandb.Table(columns=["lang1", "lang2", "accuracy"], data=rows)})
 
 
 class DegradationLogger(pl.Callback):
@@ -49,6 +57,8 @@ class DegradationLogger(pl.Callback):
             chart = wandb.plot.bar(table, "lang", "degradation", title=f"degradation under {split}")
             run.log({keys.degradation_bar_key(split): chart})
         for split, by_lang in accuracy.items():
+            if split == keys.GENERALIZED_SPLIT:
+                continue
             for lang, acc in by_lang.items():
                 run.summary[keys.accuracy_key(split, lang)] = acc
         for lang, split, clean, _, deg in rows:
