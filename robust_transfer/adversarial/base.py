@@ -374,3 +374,53 @@ __all__ = [
     "build_regularizer",
     "register",
 ]
+
+
+@dataclass
+class CleanProbe:
+    """The clean pass of a gradient-based attack: loss, the gradient wrt the embeddings, and the
+    losses already back-propagated (to discard if a later pass goes non-finite)."""
+
+    embeds: Tensor
+    mask: Tensor
+    clean: Tensor
+    grad: Tensor
+    done: list[Tensor]
+
+
+def clean_probe(batch: AdversarialBatch, backward: Callable[[Tensor], None], wc: float) -> CleanProbe | StepOutput:
+    """One clean forward+backward that also yields dL/dx; a StepOutput (skip) if non-finite.
+
+    With a clean term (wc > 0) its weighted backward runs here and the gradient comes for free
+    from a zero leaf added to the embeddings; without one, only the gradient wrt x is taken.
+    """
+    embeds = batch.embed()
+    mask = mask3(batch, embeds)
+    probe = torch.zeros_like(embeds, requires_grad=True)  # a leaf whose gradient is dL/dx
+    clean = task_loss(batch.forward(embeds + probe), batch.labels)
+    if not is_finite(clean):
+        return StepOutput.skip(clean)
+    done = []
+    if wc > 0:
+        backward(clean * wc)
+        grad = require_grad(probe)
+        done.append(clean)
+    else:
+        (grad,) = torch.autograd.grad(clean, probe)
+    return CleanProbe(embeds, mask, clean, grad, done)
+
+
+def adversarial_finish(
+    batch: AdversarialBatch, delta: Tensor, probe: CleanProbe, wc: float, wa: float, backward: Callable[[Tensor], None]
+) -> StepOutput:
+    """Back-propagate the weighted loss at x + delta and report the mixed total."""
+    if not is_finite(delta):
+        discard_grads(probe.done)
+        return StepOutput.skip(probe.clean)
+    adv = task_loss(batch.forward(batch.embed() + delta), batch.labels)
+    if not is_finite(adv):
+        discard_grads(probe.done)
+        return StepOutput.skip(probe.clean)
+    backward(adv * wa)
+    total = wc * probe.clean.detach() + wa * adv.detach()
+    return StepOutput(total, probe.clean.detach(), adv.detach(), mean_l2(delta))

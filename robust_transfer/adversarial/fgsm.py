@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from robust_transfer.adversarial.base import (
@@ -23,17 +22,13 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
+    adversarial_finish,
     check_choice,
     check_nonnegative,
+    clean_probe,
     combine_weights,
     direction,
-    discard_grads,
-    is_finite,
-    mask3,
-    mean_l2,
     register,
-    require_grad,
-    task_loss,
 )
 
 
@@ -67,28 +62,8 @@ class FGSM(Regularizer):
             return self.clean_step(batch, backward)
         wc, wa = combine_weights(p.clean_weight, p.adv_weight)
 
-        embeds = batch.embed()
-        mask = mask3(batch, embeds)
-        probe = torch.zeros_like(embeds, requires_grad=True)  # a leaf whose gradient is dL/dx
-        clean = task_loss(batch.forward(embeds + probe), batch.labels)
-        if not is_finite(clean):
-            return StepOutput.skip(clean)
-        done = []
-        if wc > 0:
-            backward(clean * wc)
-            grad = require_grad(probe)
-            done.append(clean)
-        else:
-            (grad,) = torch.autograd.grad(clean, probe)
-        delta = p.epsilon * direction(grad * mask, p.norm) * mask
-        if not is_finite(delta):
-            discard_grads(done)
-            return StepOutput.skip(clean)
-
-        adv = task_loss(batch.forward(batch.embed() + delta), batch.labels)
-        if not is_finite(adv):
-            discard_grads(done)
-            return StepOutput.skip(clean)
-        backward(adv * wa)
-        total = wc * clean.detach() + wa * adv.detach()
-        return StepOutput(total, clean.detach(), adv.detach(), mean_l2(delta))
+        probe = clean_probe(batch, backward, wc)
+        if isinstance(probe, StepOutput):
+            return probe
+        delta = p.epsilon * direction(probe.grad * probe.mask, p.norm) * probe.mask
+        return adversarial_finish(batch, delta, probe, wc, wa, backward)

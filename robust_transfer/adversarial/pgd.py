@@ -26,19 +26,17 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
+    adversarial_finish,
     check_choice,
     check_nonnegative,
     check_steps,
+    clean_probe,
     combine_weights,
     direction,
-    discard_grads,
     is_finite,
-    mask3,
-    mean_l2,
     project,
     random_in_ball,
     register,
-    require_grad,
     task_loss,
 )
 
@@ -78,21 +76,11 @@ class PGD(Regularizer):
             return self.clean_step(batch, backward)
         wc, wa = combine_weights(p.clean_weight, p.adv_weight)
 
-        embeds = batch.embed()
-        mask = mask3(batch, embeds)
-        probe = torch.zeros_like(embeds, requires_grad=True)
-        clean = task_loss(batch.forward(embeds + probe), batch.labels)
-        if not is_finite(clean):
-            return StepOutput.skip(clean)
-        done = []
-        if wc > 0:
-            backward(clean * wc)
-            grad = require_grad(probe)
-            done.append(clean)
-        else:
-            (grad,) = torch.autograd.grad(clean, probe)
-
-        fixed = embeds.detach()  # ascent steps need no gradient into the embedding table
+        probe = clean_probe(batch, backward, wc)
+        if isinstance(probe, StepOutput):
+            return probe
+        grad, mask = probe.grad, probe.mask
+        fixed = probe.embeds.detach()  # ascent steps need no gradient into the embedding table
         if p.random_init:
             delta = random_in_ball(self, fixed, mask, p.epsilon, p.norm)
         else:
@@ -102,20 +90,7 @@ class PGD(Regularizer):
                 delta.requires_grad_(True)
                 loss = task_loss(batch.forward(fixed + delta), batch.labels)
                 (grad,) = torch.autograd.grad(loss, delta)
-            delta = (
-                project(
-                    delta.detach() + p.alpha * direction(grad * mask, p.norm), p.epsilon, p.norm
-                )
-                * mask
-            )
+            delta = project(delta.detach() + p.alpha * direction(grad * mask, p.norm), p.epsilon, p.norm) * mask
             if not is_finite(delta):
-                discard_grads(done)
-                return StepOutput.skip(clean)
-
-        adv = task_loss(batch.forward(batch.embed() + delta), batch.labels)
-        if not is_finite(adv):
-            discard_grads(done)
-            return StepOutput.skip(clean)
-        backward(adv * wa)
-        total = wc * clean.detach() + wa * adv.detach()
-        return StepOutput(total, clean.detach(), adv.detach(), mean_l2(delta))
+                break  # adversarial_finish skips the step
+        return adversarial_finish(batch, delta, probe, wc, wa, backward)
