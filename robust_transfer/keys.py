@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 CLEAN = "clean"
+GENERALIZED_SPLIT = (
+    "generalized"  # mixed-language pairs; reported as a matrix, not as a degradation
+)
 STAGES = ("intermediate", "target")
 
 # ------------------------------------------------------------------ training (LightningModule.log)
@@ -86,8 +89,9 @@ DEGRADATION_HEATMAP_PLOT = plot_key("degradation_heatmap")
 GENERALIZED_TABLE = "generalized"
 GENERALIZED_PLOT = plot_key("generalized")
 
-NOT_YET_LOGGED = frozenset({GENERALIZED_TABLE, GENERALIZED_PLOT})
-"""Keys a dashboard reads that no code logs yet; the dashboard test allows only these."""
+NOT_YET_LOGGED = frozenset({GENERALIZED_TABLE})
+"""Keys a dashboard reads that no code logs yet (`callbacks.degradation.log_generalized` exists but
+is not called yet); the dashboard test allows only these, and fails once one of them is logged."""
 
 
 # ------------------------------------------------------------------ enumerations
