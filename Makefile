@@ -7,8 +7,11 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=
 SWEEP ?= configs/sweep/smoke.yaml
+ENTITY ?=
+PROJECT ?= robust-transfer
+DASHBOARD_ARGS ?=
 
-.PHONY: install fit test test-fast lint bench clean
+.PHONY: install fit test test-fast lint bench dashboard clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +38,11 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/regularizers.py
 	$(BIN)/python benchmarks/perturbations.py
+
+# The W&B workspace (add DASHBOARD_ARGS=--report for a report too); needs `wandb login`.
+dashboard: install
+	@test -n "$(ENTITY)" || { echo "usage: make dashboard ENTITY=<wandb entity> PROJECT=<project>"; exit 2; }
+	$(BIN)/python -m robust_transfer.dashboard --entity $(ENTITY) --project $(PROJECT) $(DASHBOARD_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache runs wandb

@@ -10,7 +10,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
+from robust_transfer import keys
 from robust_transfer.config import to_container
+from robust_transfer.naming import run_info as identify
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +46,49 @@ def wandb_mode(requested: str) -> str:
 
 
 def start_wandb(cfg: DictConfig, out_dir: Path, **run_info):
-    """A W&B run, or None when disabled; an online start that fails becomes an offline run."""
+    """A W&B run, or None when disabled; an online start that fails becomes an offline run.
+
+    The run is named, grouped, typed and tagged by `naming.run_info` (seeds of one configuration
+    share a group); `run_info` overrides those (its tags are added). The config is the resolved
+    config flattened to dotted keys, the names sweeps and filters use.
+    """
     import wandb
 
     mode = wandb_mode(cfg.logger.mode)
     if not cfg.logger.wandb or mode == "disabled":
         return None
+    config = to_container(cfg)
+    info = identify(config)
+    tags = [*info.pop("tags"), *cfg.logger.tags, *run_info.pop("tags", [])]
     kwargs = dict(
         project=cfg.logger.project,
         entity=cfg.logger.entity,
         dir=str(out_dir),
-        config=flatten(to_container(cfg)),
-        tags=list(cfg.logger.tags) + list(run_info.pop("tags", [])),
+        config=flatten(config),
+        tags=list(dict.fromkeys(tags)),
         reinit="finish_previous",
-        **run_info,
+        **{**info, **run_info},
     )
     try:
-        return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=60, silent=True), **kwargs)
+        return wandb.init(
+            mode=mode, settings=wandb.Settings(init_timeout=60, silent=True), **kwargs
+        )
     except Exception as err:  # network or auth trouble must never stop an experiment
         if mode == "offline":
             raise
         log.warning("W&B online start failed (%s); logging offline to %s instead.", err, out_dir)
         return wandb.init(mode="offline", settings=wandb.Settings(silent=True), **kwargs)
+
+
+def log_summary(run, results: dict) -> None:
+    """results.json's `summary` as W&B summary keys: the runs table's columns."""
+    if run is None:
+        return
+    summary = results["summary"]
+    for name in keys.SUMMARY_SCALARS:
+        run.summary[keys.summary_key(name)] = summary[name]
+    for split, value in summary["degradation_avg"].items():
+        run.summary[keys.degradation_avg_key(split)] = value
 
 
 def make_loggers(cfg: DictConfig, out_dir: Path, wandb_run=None) -> list[Logger]:

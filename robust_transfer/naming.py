@@ -29,7 +29,7 @@ RUNTIME_KEYS = (
 )
 STAGES = ("intermediate", "target")
 # adversary parameters worth a place in a run name, with their short labels
-NAME_PARAMS = {"epsilon": "eps", "steps": "k", "alpha": "a", "sigma": "sigma", "adv_weight": "w"}
+NAME_PARAMS = {"epsilon": "eps", "alpha": "a", "adv_lr": "lr", "steps": "k", "sigma": "sigma"}
 
 
 def _drop(tree: dict[str, Any], path: list[str]) -> dict[str, Any]:
@@ -93,10 +93,11 @@ def adversary_label(adversary: dict[str, Any]) -> str:
 
 
 def run_name(config: dict[str, Any]) -> str:
-    """E.g. `tiny synthetic_nli:pgd(eps=1,k=3) > synthetic_paws:none s0` (`smoke/` prefixed
+    """E.g. `tiny synthetic_nli:pgd(eps=1,a=0.3,k=3) > synthetic_paws:none s0` (`smoke/` prefixed
     for a named experiment): readable, and different for every seed of a group."""
     stages = " > ".join(
-        f"{config[s]['task']}:{adversary_label(stage_adversary(config, s))}" for s in stages_run(config)
+        f"{config[s]['task']}:{adversary_label(stage_adversary(config, s))}"
+        for s in stages_run(config)
     )
     experiment = config.get("experiment", "default")
     prefix = "" if experiment in (None, "default") else f"{experiment}/"

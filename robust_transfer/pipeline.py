@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -186,6 +187,14 @@ def _prepare_output(cfg: DictConfig) -> Path:
     return out
 
 
+def _is_global_zero() -> bool:
+    """Global rank 0. Before a Trainer has set the global rank, Lightning's rank comes from the
+    launcher's RANK / LOCAL_RANK / SLURM_PROCID, so NODE_RANK tells the other nodes' local rank 0."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
 def _write_predictions(path: Path, rows: list[dict]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["split", "lang", "id", "label", "prediction"])
@@ -203,7 +212,8 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         torch.set_num_threads(cfg.trainer.num_threads)
     model_path = resolve_model_path(cfg)
     tokenizer, encoder = load_tokenizer(model_path), load_encoder(model_path)
-    wandb_run = start_wandb(cfg, out)  # name, group, job_type, tags: naming.run_info
+    # under DDP every rank runs this function; only global rank 0 logs to W&B and writes files
+    wandb_run = start_wandb(cfg, out) if _is_global_zero() else None  # name, group, job_type, tags: naming.run_info
     loggers = make_loggers(cfg, out, wandb_run)
 
     stages = []
@@ -224,6 +234,8 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         warnings=low_change_warnings(perturbation_stats),
         **({"generalized": generalized} if generalized else {}),
     )
+    if not _is_global_zero():
+        return results
     write_json(out / "results.json", results)
     if cfg.eval.save_predictions:
         _write_predictions(out / "predictions.csv", module.predictions)
@@ -233,6 +245,8 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         logger.finalize("success")
     if wandb_run is not None:
         log_summary(wandb_run, results)
+        if generalized:
+            log_generalized(wandb_run, generalized)
         log_plots(wandb_run, plots)
         wandb_run.finish()
     print(f"\n{format_table(results)}\n\nRun directory: {out}")

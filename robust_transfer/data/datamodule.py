@@ -113,7 +113,26 @@ class PairDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader | list:
         ds = self.encoded.get("val")
-        return [] if ds is None else self._loader(ds, self.eval_batch_size)
+        return [] if ds is None else self._loader(ds, self.eval_batch_size, eval_sampler(ds))
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(self.encoded[name], self.eval_batch_size) for name in self.test_names]
+        return [
+            self._loader(self.encoded[name], self.eval_batch_size, eval_sampler(self.encoded[name]))
+            for name in self.test_names
+        ]
+
+
+def eval_sampler(ds: Dataset) -> Sampler | None:
+    """Under DDP, each example on exactly one rank (Lightning's own sampler for `predict`).
+
+    Lightning's default DistributedSampler pads the last batch by repeating examples, which
+    double counts them in evaluation metrics; UnrepeatedDistributedSampler (a DistributedSampler,
+    so Lightning keeps it) lets ranks differ by one example instead.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(ds, shuffle=False)

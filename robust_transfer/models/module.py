@@ -178,3 +178,16 @@ class PairClassifier(pl.LightningModule):
             self.log(keys.accuracy_key(split.name, split.lang), value)
             metric.reset()
         self.test_results = results
+        self.predictions = gather_predictions(self.predictions, self.eval_splits)
+
+
+def gather_predictions(rows: list[dict], splits: list[EvalSplit]) -> list[dict]:
+    """Under DDP, every rank's prediction rows on every rank, sorted by split (loader order), then id."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return rows
+    parts: list[list[dict] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, rows)
+    order = {(s.name, s.lang): i for i, s in enumerate(splits)}
+    return sorted((r for part in parts for r in part or []), key=lambda r: (order[(r["split"], r["lang"])], r["id"]))
