@@ -37,12 +37,13 @@ def main(argv: list[str] | None = None) -> int:
             print(to_yaml(cfg), end="")
             return 0
         _quiet_libraries()
+        from robust_transfer.data.sources import DataError
         from robust_transfer.models.encoder import ModelLoadError
         from robust_transfer.pipeline import RunError, run
 
         try:
             run(cfg)
-        except (ModelLoadError, RunError) as err:
+        except (DataError, ModelLoadError, RunError) as err:
             raise ConfigError(str(err)) from None
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -146,6 +146,7 @@ def train_stage(
         *extra_callbacks,
     ]
     trainer = _trainer(cfg, stage_cfg, loggers, callbacks)
+    module.train()  # from_pretrained returns the encoder in eval mode: dropout would stay off
     started = time.perf_counter()
     trainer.fit(module, datamodule=_datamodule(cfg, tokenizer, train=train, val=val), ckpt_path=ckpt_path)
     trainer.save_checkpoint(final, weights_only=True)

@@ -30,7 +30,7 @@ def resolve_model_path(cfg: DictConfig) -> str:
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(name_or_path)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelLoadError(_missing(name_or_path, err)) from None
 
 
@@ -41,7 +41,7 @@ def load_encoder(name_or_path: str) -> PreTrainedModel:
             return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
         except TypeError:  # architectures without a pooler take no such argument
             return AutoModel.from_pretrained(name_or_path)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelLoadError(_missing(name_or_path, err)) from None
 
 
