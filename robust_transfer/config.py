@@ -270,7 +270,7 @@ def _merge(cfg: DictConfig, overlay: DictConfig, origin: str) -> DictConfig:
 
 def compose(args: list[str]) -> DictConfig:
     """Build the resolved, validated config from command-line style arguments."""
-    cfg = _merge(OmegaConf.structured(Config), _load_file(CONFIG_ROOT / "default.yaml"), "configs/default.yaml")
+    cfg = _defaults()
     pairs = [_split_arg(a) for a in args]
     experiments = [v for k, v in pairs if k == "experiment"]
     for name in experiments:
@@ -296,6 +296,11 @@ def compose(args: list[str]) -> DictConfig:
     return cfg
 
 
+def _defaults() -> DictConfig:
+    """The schema with configs/default.yaml on top: what a bare run uses."""
+    return _merge(OmegaConf.structured(Config), _load_file(CONFIG_ROOT / "default.yaml"), "configs/default.yaml")
+
+
 def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
     group = _is_group_selection(key) or key
     overlay = _load_option(group, option)
@@ -303,8 +308,8 @@ def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
         OmegaConf.update(cfg, key, overlay, merge=False)
         return cfg
     if group == "intermediate":
-        base = OmegaConf.structured(StageConfig(task="synthetic_nli"))
-        cfg.intermediate = _merge(base, overlay, f"configs/intermediate/{option}.yaml")
+        # an option replaces the stage, over the defaults of configs/default.yaml (its tuning)
+        cfg.intermediate = _merge(_defaults().intermediate, overlay, f"configs/intermediate/{option}.yaml")
         return cfg
     return _merge(cfg, OmegaConf.create({group: overlay}), f"configs/{group}/{option}.yaml")
 

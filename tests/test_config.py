@@ -90,3 +90,12 @@ def test_augment_is_validated():
         compose(["target.augment={copies: 2}"])
     with pytest.raises(ConfigError, match="In 'target.augment'"):
         compose(["target.augment={family: nope}"])
+
+
+def test_intermediate_option_keeps_the_default_stage_tuning(tmp_path, monkeypatch):
+    default = compose([])
+    selected = compose(["intermediate=synthetic_nli_pgd"])
+    assert selected.intermediate.lr == default.intermediate.lr
+    assert selected.intermediate.max_epochs == default.intermediate.max_epochs
+    assert selected.intermediate.adversary["name"] == "pgd"
+    assert compose(["intermediate=none"]).intermediate.task == "none"
