@@ -7,11 +7,15 @@ TORCH ?= torch==2.13.0
 ARGS ?=
 PYTEST_ARGS ?=
 SWEEP ?= configs/sweep/smoke.yaml
+COUNT ?=
+PARALLEL ?= 1
+LOCAL ?=
+SWEEP_ROOT ?=
 ENTITY ?=
 PROJECT ?= robust-transfer
 DASHBOARD_ARGS ?=
 
-.PHONY: install fit test test-fast lint bench dashboard clean
+.PHONY: install fit test test-fast lint bench dashboard sweep clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +47,11 @@ bench: install
 dashboard: install
 	@test -n "$(ENTITY)" || { echo "usage: make dashboard ENTITY=<wandb entity> PROJECT=<project>"; exit 2; }
 	$(BIN)/python -m robust_transfer.dashboard --entity $(ENTITY) --project $(PROJECT) $(DASHBOARD_ARGS)
+
+# A W&B sweep file: online (W&B API key) creates the sweep and starts an agent; LOCAL=1 (or
+# offline) runs it here with the local controller. COUNT=n runs (random/bayes; caps a grid).
+sweep: install
+	$(BIN)/python -m robust_transfer.sweep $(SWEEP) --parallel $(PARALLEL) $(if $(COUNT),--count $(COUNT)) $(if $(SWEEP_ROOT),--output-root $(SWEEP_ROOT)) $(if $(LOCAL),--local)
 
 clean:
 	rm -rf $(VENV) .cache runs wandb

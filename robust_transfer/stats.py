@@ -1,0 +1,78 @@
+"""Small statistics for comparing runs across seeds: confidence intervals and McNemar's test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with a confidence interval (nan bounds when n < 2)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95, method: str = "t", seed: int = 0, resamples: int = 10_000) -> Estimate:
+    """Mean and a `level` confidence interval: Student t (default) or percentile bootstrap."""
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    m = float(x.mean())
+    if n < 2:
+        return Estimate(m, math.nan, math.nan, n)
+    if method == "t":
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+        return Estimate(m, m - half, m + half, n)
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        means = x[rng.integers(0, n, size=(resamples, n))].mean(axis=1)
+        lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+        return Estimate(m, float(lo), float(hi), n)
+    raise ValueError(f"unknown CI method {method!r}: use t or bootstrap")
+
+
+def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kwargs) -> Estimate:
+    """Mean and CI of a - b over paired observations (the same seeds)."""
+    if len(a) != len(b):
+        raise ValueError("paired samples must have the same length")
+    return mean_ci([x - y for x, y in zip(a, b, strict=True)], **kwargs)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Discordant pairs: b = only the first model right, c = only the second; exact p-value."""
+
+    b: int
+    c: int
+    p_value: float
+
+
+def mcnemar(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> McNemar:
+    """McNemar's exact test (two-sided binomial on the discordant pairs)."""
+    f = np.asarray(first_correct, dtype=bool)
+    s = np.asarray(second_correct, dtype=bool)
+    b, c = int((f & ~s).sum()), int((~f & s).sum())
+    return McNemar(b, c, mcnemar_p(b, c))
+
+
+def mcnemar_p(b: int, c: int) -> float:
+    n = b + c
+    if n == 0:
+        return 1.0
+    from scipy import stats
+
+    return float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))

@@ -1,0 +1,230 @@
+"""The sweep runner: W&B command construction, the local grid/random/bayes controller, resume.
+
+Most tests run a stand-in program (writes results.json in milliseconds); one runs the real
+`configs/sweep/smoke.yaml`, kills the controller midway and restarts it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robust_transfer import sweep as sw
+from robust_transfer.config import compose
+from tests.conftest import ROOT
+from tests.sweep_runs import SMOKE_SWEEP, smoke_sweep_env, smoke_sweep_runs  # noqa: F401 (fixture)
+
+FAKE = """
+import json, os, sys, time
+args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
+out = args.pop("output_dir")
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(json.dumps(args) + "\\n")
+time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+if args.get("fail") == "True":
+    sys.exit(3)
+x = float(args.get("x", 0))
+os.makedirs(out, exist_ok=True)
+json.dump({"summary": {"score": (x - 0.3) ** 2, "clean_avg": 0.5, "degradation_avg": {"noise": x}}},
+          open(os.path.join(out, "results.json"), "w"))
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """A sweep file factory whose program is FAKE; returns (write_sweep, invocations)."""
+    program = tmp_path / "fake.py"
+    program.write_text(FAKE)
+    log = tmp_path / "invocations.jsonl"
+    monkeypatch.setenv("FAKE_LOG", str(log))
+
+    def write(method: str, parameters: dict, **extra) -> Path:
+        path = tmp_path / f"{method}.yaml"
+        sweep = {"method": method, "program": str(program), "parameters": parameters,
+                 "command": ["${env}", "${interpreter}", "${program}", "${args}"], **extra}
+        path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+        return path
+
+    def invocations() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    return write, invocations
+
+
+def _main(*args: str) -> int:
+    return sw.main([*map(str, args), "--no-progress", "--local"])
+
+
+# ---------------------------------------------------------------- commands
+
+
+def test_args_are_rendered_exactly_as_the_wandb_agent_renders_them():
+    from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
+
+    params = {"seed": 1, "target.adversary": "pgd", "adversary.epsilon": 0.5, "resume": False,
+              "data.languages": ["en", "de"]}
+    theirs = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
+    ours = sw.format_args(params)
+    for macro in sw.ARGS_MACROS:
+        assert ours[macro] == theirs[macro], macro
+
+
+def test_every_run_of_every_sweep_file_composes():
+    """The parameters and the command's own key=value arguments are valid fit arguments, and the
+    research grid is {no intermediate, clean, fgsm, pgd, freelb} x {clean, pgd target} x 3 seeds."""
+    files = sorted((ROOT / "configs" / "sweep").glob("*.yaml"))
+    assert {f.name for f in files} >= {"smoke.yaml", "adversarial_intermediate.yaml", "adversarial_intermediate_xlmr.yaml"}
+    for path in files:
+        sweep = sw.load_sweep(path)
+        assert "${args_no_hyphens}" in sweep["command"]
+        runs = sw.grid(sweep["parameters"])
+        cells = set()
+        for params in runs:
+            argv = sw.build_command(sweep, params, {"output_dir": "/tmp/x"})
+            assert argv[:3] == [sys.executable, "-m", "robust_transfer.fit"]
+            cfg = compose(argv[3:])
+            assert cfg.seed == params["seed"] and cfg.output_dir == "/tmp/x"
+            inter = "skipped" if cfg.intermediate.task == "none" else cfg.intermediate.adversary.name
+            cells.add((inter, cfg.target.adversary.name, cfg.seed))
+        assert len({sw.run_name(p) for p in runs}) == len(runs)
+        if path.stem.startswith("adversarial_intermediate"):
+            assert len(runs) == 30 and cells == {
+                (i, t, s) for i in ("skipped", "none", "fgsm", "pgd", "freelb") for t in ("none", "pgd") for s in (0, 1, 2)
+            }
+
+
+def test_online_path_creates_the_sweep_and_starts_an_agent(monkeypatch):
+    import wandb
+
+    calls = {}
+    monkeypatch.setattr(wandb, "sweep", lambda config, project=None, entity=None: calls.update(config=config, project=project) or "abc123")
+    monkeypatch.setattr(wandb, "agent", lambda sweep_id, project=None, entity=None, count=None: calls.update(id=sweep_id, count=count))
+    monkeypatch.delenv("LOCAL", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert sw.use_online(local=False)
+    assert sw.main([str(SMOKE_SWEEP), "--count", "3", "--project", "p"]) == 0
+    assert calls["id"] == "abc123" and calls["count"] == 3 and calls["project"] == "p"
+    assert calls["config"]["command"][-1] == "${args_no_hyphens}" and calls["config"]["method"] == "grid"
+    assert sw.online_command(SMOKE_SWEEP, 3, "p", None)[:4] == ["wandb", "sweep", "--project", "p"]
+    monkeypatch.setenv("LOCAL", "1")
+    assert not sw.use_online(local=False)
+    monkeypatch.delenv("LOCAL")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert not sw.use_online(local=False)
+
+
+def test_makefile_sweep_target_passes_the_variables():
+    out = subprocess.run(["make", "-n", "sweep", "LOCAL=1", "SWEEP=configs/sweep/x.yaml", "COUNT=4", "PARALLEL=2"],
+                         cwd=ROOT, capture_output=True, text=True)
+    line = [x for x in out.stdout.splitlines() if "robust_transfer.sweep" in x][-1]
+    assert "configs/sweep/x.yaml" in line and "--count 4" in line and "--parallel 2" in line and "--local" in line
+
+
+def test_bad_sweep_files_are_explained(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("method: hyperband\nparameters: {a: {values: [1]}}\n")
+    assert _main(bad) == 2 and "method" in capsys.readouterr().err
+    bad.write_text("method: grid\nparameters: {a: {min: 0.0, max: 1.0}}\ncommand: [x, '${args}']\n")
+    assert _main(bad) == 2 and "grid sweep takes only value/values" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the local controller
+
+
+def test_grid_runs_every_combination_then_skips_finished_runs(fake, tmp_path, capsys):
+    write, invocations = fake
+    path = write("grid", {"x": {"values": [0.1, 0.5]}, "y": {"values": ["a", "b"]}, "k": {"value": 1}})
+    root = tmp_path / "out"
+    assert _main(path, "--output-root", root, "--parallel", "2") == 0
+    text = capsys.readouterr().out
+    assert "4 runs: 4 run now, 0 already finished" in text
+    header = next(line for line in text.splitlines() if line.startswith("run "))
+    assert header.split()[:6] == ["run", "status", "seconds", "x", "y", "k"]
+    assert sorted((r["x"], r["y"]) for r in invocations()) == [("0.1", "a"), ("0.1", "b"), ("0.5", "a"), ("0.5", "b")]
+    assert len(list(root.glob("*/results.json"))) == 4 and (root / "summary.csv").is_file()
+    assert _main(path, "--output-root", root) == 0
+    assert "0 run now, 4 already finished (skipped)" in capsys.readouterr().out
+    assert len(invocations()) == 4
+
+
+def test_random_draws_count_distinct_runs_reproducibly(fake, tmp_path):
+    write, invocations = fake
+    params = {"x": {"distribution": "uniform", "min": 0.0, "max": 1.0}, "y": {"values": [1, 2, 3]},
+              "lr": {"distribution": "log_uniform_values", "min": 1e-5, "max": 1e-3}, "n": {"min": 1, "max": 4}}
+    sweep = sw.load_sweep(write("random", params))
+    first, again = sw.random_runs(sweep["parameters"], 5, 0), sw.random_runs(sweep["parameters"], 5, 0)
+    assert first == again and len({sw.run_name(p) for p in first}) == 5
+    assert all(0 <= p["x"] <= 1 and 1e-5 <= p["lr"] <= 1e-3 and p["n"] in (1, 2, 3, 4) for p in first)
+    assert _main(write("random", params), "--output-root", tmp_path / "out", "--count", "3") == 0
+    assert len(invocations()) == 3
+    with pytest.raises(sw.SweepError, match="--count"):
+        sw.LocalSweep(sweep, tmp_path)
+
+
+def test_bayes_uses_tpe_on_the_metric_and_resumes(fake, tmp_path, capsys):
+    write, invocations = fake
+    path = write("bayes", {"x": {"min": 0.0, "max": 1.0}, "fail": {"value": False}},
+                 metric={"name": "summary.score", "goal": "minimize"})
+    root = tmp_path / "out"
+    assert _main(path, "--output-root", root, "--count", "6") == 0
+    assert "best summary.score" in capsys.readouterr().out
+    assert len(invocations()) == 6
+    infos = [json.loads(p.read_text()) for p in root.glob("*/sweep_run.json")]
+    assert all("trial_params" in i and i["status"] == "finished" for i in infos)
+    assert _main(path, "--output-root", root, "--count", "8") == 0  # 6 known trials + 2 new
+    assert len(invocations()) == 8
+    assert "2 run now, 6 already finished" in capsys.readouterr().out
+
+
+def test_failed_runs_are_reported_and_rerun(fake, tmp_path, capsys):
+    write, invocations = fake
+    path = write("grid", {"fail": {"values": [True, False]}})
+    assert _main(path, "--output-root", tmp_path / "out") == 1
+    out = capsys.readouterr().out
+    assert "1 failed" in out and "sweep.log" in out
+    assert _main(path, "--output-root", tmp_path / "out") == 1  # the failed one runs again
+    assert len(invocations()) == 3
+
+
+def test_killed_controller_stops_its_runs_and_resumes(fake, tmp_path, monkeypatch):
+    write, invocations = fake
+    path = write("grid", {"x": {"values": [0.0, 0.1, 0.2, 0.3]}})
+    root = tmp_path / "out"
+    env = {**os.environ, "FAKE_SLEEP": "0.6"}
+    cmd = [sys.executable, "-m", "robust_transfer.sweep", str(path), "--output-root", str(root), "--local", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while len(list(root.glob("*/results.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    done = len(list(root.glob("*/results.json")))
+    assert 2 <= done < 4
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60).stdout
+    assert f"{done} already finished (skipped)" in out
+    assert len(list(root.glob("*/results.json"))) == 4
+
+
+# ---------------------------------------------------------------- the real smoke sweep
+
+
+def test_smoke_sweep_killed_midway_restarts_and_skips_finished(smoke_sweep_runs):  # noqa: F811
+    root, first, second = smoke_sweep_runs
+    assert first["returncode"] != 0 and 1 <= first["finished"] < 4
+    assert f"{first['finished']} already finished (skipped)" in second["stdout"], second["stdout"][-3000:]
+    assert "4 runs:" in second["stdout"] and second["returncode"] == 0
+    assert "target.adversary" in second["stdout"] and "degradation_avg" in second["stdout"]  # the summary table
+    results = [json.loads(p.read_text()) for p in root.glob("*/results.json")]
+    assert len(results) == 4
+    assert {(r["config"]["target"]["adversary"]["name"], r["config"]["seed"]) for r in results} == {
+        ("none", 0), ("none", 1), ("fgsm", 0), ("fgsm", 1)}
+    assert all(r["config"]["experiment"] == "smoke" for r in results)
