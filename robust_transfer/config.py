@@ -37,6 +37,9 @@ class ModelConfig:
     pooling: str = "cls"  # cls: first token; mean: masked mean over real tokens
     head_dropout: float = 0.0  # dropout inside the classification head
     max_length: int = 64  # truncation length of a sentence pair, in tokens
+    # keep the word embeddings fixed while fine-tuning: English updates then cannot move English
+    # tokens away from the other languages' (untouched) embeddings, which helps zero-shot transfer
+    freeze_embeddings: bool = False
     tiny: TinyEncoderSpec = field(default_factory=TinyEncoderSpec)  # used when name_or_path=tiny
 
 

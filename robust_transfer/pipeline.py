@@ -103,6 +103,8 @@ def train_stage(
     regularizer = build_regularizer(adversary["name"], {k: v for k, v in adversary.items() if k != "name"})
     # each stage seeds itself, so a stage resumed alone draws what it drew in the full run
     pl.seed_everything(cfg.seed + index, workers=True, verbose=False)
+    if cfg.model.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
     module = PairClassifier(
         encoder,
         task.num_labels,

@@ -106,13 +106,13 @@ class SyntheticPawsSpec:
     test_size: int = 1000  # PAWS test pairs per language
     nli_train_size: int = 8000  # English NLI (intermediate task) training pairs
     nli_validation_size: int = 500  # English NLI validation pairs
-    num_names: int = 12  # how many invented names facts draw from (first N of NAMES)
+    num_names: int = 4  # how many invented names facts draw from (first N of NAMES)
     year_min: int = 1980  # smallest year in a fact
     num_years: int = 30  # years are year_min .. year_min + num_years - 1
     num_relations: int = 6  # how many relations (first N of RELATIONS)
     positive_rate: float = 0.5  # fraction of pairs labelled paraphrase
-    negative_mix: list[float] = field(default_factory=lambda: [0.4, 0.3, 0.3])  # weights of role_swap, entity, year negatives
-    passive_rate: float = 0.1  # fraction of pairs whose second sentence is in passive/converse voice
+    negative_mix: list[float] = field(default_factory=lambda: [0.6, 0.2, 0.2])  # weights of role_swap, entity, year negatives
+    passive_rate: float = 0.05  # fraction of pairs whose second sentence is in passive/converse voice
     validation_fraction: float = 0.1  # share of underlying facts reserved for validation
     test_fraction: float = 0.1  # share of underlying facts reserved for test
     nli_passive_rate: float = 0.3  # passive rate of NLI entailment hypotheses

@@ -48,7 +48,7 @@ class TinyEncoderSpec:
     corpus_size: int = 20000  # sentences of generated multilingual text for the tokenizer
     corpus_num_names: int = 12  # names used in the generated pretraining text
     pretrain_objective: str = "tlm"  # "tlm" (pairs of same-fact sentences), "mlm" (single sentences) or "none"
-    pretrain_steps: int = 2000  # optimisation steps of the pretraining
+    pretrain_steps: int = 8000  # optimisation steps of the pretraining
     pretrain_batch_size: int = 32  # sequences per pretraining step
     pretrain_lr: float = 1e-3  # AdamW peak learning rate of the pretraining
     pretrain_warmup: int = 200  # linear warm-up steps of the pretraining
