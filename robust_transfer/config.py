@@ -103,6 +103,9 @@ class EvalConfig:
     save_predictions: bool = True  # predictions.csv: one row per example, split and language
     # the generalized setting: sentence1 in language A, sentence2 in B, every ordered pair
     generalized: bool = True
+    # smoothed prediction (RS-DA): majority vote over `copies` perturbed copies of each test pair,
+    # reported as the split `smoothed`, e.g. {family: synonym, copies: 10, rate: 0.3, lexicons: {...}}
+    smoothing: dict[str, Any] | None = None
 
 
 @dataclass
@@ -382,12 +385,14 @@ def validate(cfg: DictConfig) -> None:
         if s.max_epochs is not None:
             _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
         if s.augment is not None:
-            _check_augment(stage, OmegaConf.to_container(s.augment), build_perturbation)
+            _check_augment(f"{stage}.augment", OmegaConf.to_container(s.augment), build_perturbation)
         adversary = OmegaConf.to_container(s.adversary)
         try:
             build_regularizer(adversary.get("name", "none"), {k: v for k, v in adversary.items() if k != "name"})
         except (ValueError, TypeError) as err:
             raise ConfigError(f"In '{stage}.adversary': {err}") from None
+    if cfg.eval.smoothing is not None:
+        _check_augment("eval.smoothing", OmegaConf.to_container(cfg.eval.smoothing), build_perturbation)
     for split, spec in cfg.eval.perturbations.items():
         if spec is None:
             continue
@@ -406,16 +411,17 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(f"In 'eval.perturbations.{split}': {err}") from None
 
 
-def _check_augment(stage: str, augment: dict, build_perturbation) -> None:
+def _check_augment(key: str, augment: dict, build_perturbation) -> None:
+    """A perturbation family with `copies` (RS-DA at training or smoothed prediction)."""
     params = dict(augment)
     copies = params.pop("copies", 1)
-    _check(isinstance(copies, int) and copies >= 1, f"{stage}.augment.copies", copies, "an integer >= 1")
+    _check(isinstance(copies, int) and copies >= 1, f"{key}.copies", copies, "an integer >= 1")
     if "family" not in params:
-        raise ConfigError(f"'{stage}.augment' needs a 'family' (a perturbation family such as synonym).")
+        raise ConfigError(f"'{key}' needs a 'family' (a perturbation family such as synonym).")
     try:
         build_perturbation(params.pop("family"), params)
     except (ValueError, TypeError) as err:
-        raise ConfigError(f"In '{stage}.augment': {err}") from None
+        raise ConfigError(f"In '{key}': {err}") from None
 
 
 # ---------------------------------------------------------------- help

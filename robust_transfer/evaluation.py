@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
 from robust_transfer.models.module import EvalSplit
 
+SMOOTHED = "smoothed"  # majority vote over perturbed copies (eval.smoothing)
 ATTACK_PARAMS: dict[str, dict[str, Any]] = {
     # PGD in the word-embedding space (L2 radius per example over real tokens, or Linf)
     "embedding_pgd": {"epsilon": 1.0, "alpha": 0.5, "steps": 5, "norm": "l2"},
@@ -89,12 +91,44 @@ def build_eval_splits(
             splits.append(EvalSplit(name, lang))
             data[f"{name}/{lang}"] = perturbed
             stats.setdefault(name, {})[lang] = split_stats(ds, perturbed, lang, perturbation.params.fields)
+    if cfg.eval.smoothing is not None:
+        params = OmegaConf.to_container(cfg.eval.smoothing)
+        family, copies = params.pop("family"), params.pop("copies", 1)
+        for k in range(copies):
+            perturbation = build_perturbation(family, {**params, "seed": cfg.data.seed + 1000 + k})
+            for lang, ds in clean.items():
+                if perturbation.supports(lang):
+                    splits.append(EvalSplit(f"{SMOOTHED}#{k}", lang))
+                    data[f"{SMOOTHED}#{k}/{lang}"] = perturb_split(ds, perturbation, lang, cache)
     if cfg.eval.generalized and len(clean) > 1:
         for (a, b), ds in build_generalized(clean).datasets.items():
             if a != b:  # the diagonal is the clean split
                 splits.append(EvalSplit(GENERALIZED, f"{a}-{b}"))
                 data[f"{GENERALIZED}/{a}-{b}"] = ds
     return splits, data, stats
+
+
+def smoothed_accuracy(accuracy: dict[str, dict[str, float]], predictions: list[dict]) -> None:
+    """Replace the `smoothed#k` copies in `accuracy` by the majority vote's accuracy, `smoothed`."""
+    copies = [split for split in accuracy if split.startswith(f"{SMOOTHED}#")]
+    if not copies:
+        return
+    for split in copies:
+        del accuracy[split]
+    votes: dict[tuple[str, int], Counter] = {}
+    labels: dict[tuple[str, int], int] = {}
+    for row in predictions:
+        if row["split"].startswith(f"{SMOOTHED}#"):
+            key = (row["lang"], row["id"])
+            votes.setdefault(key, Counter())[row["prediction"]] += 1
+            labels[key] = row["label"]
+    correct: dict[str, list[bool]] = {}
+    for key, counter in votes.items():
+        # ties go to the smaller label, so the vote does not depend on the order of copies
+        top = max(counter.values())
+        vote = min(label for label, n in counter.items() if n == top)
+        correct.setdefault(key[0], []).append(vote == labels[key])
+    accuracy[SMOOTHED] = {lang: sum(hits) / len(hits) for lang, hits in correct.items()}
 
 
 def generalized_matrix(accuracy: dict[str, dict[str, float]]) -> dict[str, dict[str, float]] | None:

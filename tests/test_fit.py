@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -155,3 +156,23 @@ def test_randomized_smoothing_augmentation_adds_perturbed_copies(fast_args):
     assert target["train_examples"] == 3 * 256
     assert target["augment"] == {"family": "char_noise", "copies": 2, "rate": 0.1}
     assert target["steps"] == 2 * 3 * 256 // 32
+
+
+def test_smoothed_prediction_is_the_majority_vote_over_noisy_copies(fast_args):
+    args = [*fast_args, "intermediate=none", "data.languages=[en,de]", "eval.generalized=false",
+            "eval.perturbations={}", "eval.smoothing={family: char_noise, copies: 3, rate: 0.2}"]
+    results, out = _run(args)
+    assert list(results["accuracy"]) == ["clean", "smoothed"]
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    copies = {r["split"] for r in rows} - {"clean"}
+    assert copies == {"smoothed#0", "smoothed#1", "smoothed#2"}
+    for lang in ("en", "de"):
+        votes, labels = {}, {}
+        for r in rows:
+            if r["lang"] == lang and r["split"] != "clean":
+                votes.setdefault(r["id"], []).append(int(r["prediction"]))
+                labels[r["id"]] = int(r["label"])
+        majority = {i: int(sum(v) >= 2) for i, v in votes.items()}  # 3 copies, 2 labels: no ties
+        expected = sum(majority[i] == labels[i] for i in votes) / len(votes)
+        assert results["accuracy"]["smoothed"][lang] == pytest.approx(expected)
+        assert results["degradation"]["smoothed"][lang] == pytest.approx(results["accuracy"]["clean"][lang] - expected)

@@ -27,7 +27,7 @@ def test_seeds_of_one_configuration_share_a_group_and_differ_in_name(tmp_path):
         "adversary=pgd",
         "intermediate.adversary=fgsm",
         "target.lr=0.01",
-        "model.pooling=mean",
+        "model.pooling=cls",
         "data.seed=3",
     ],
 )

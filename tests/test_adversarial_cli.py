@@ -1,0 +1,24 @@
+"""Regularizers through the command line, at either stage, on the embedded offline task."""
+
+from __future__ import annotations
+
+import pytest
+
+from robust_transfer.config import compose
+from robust_transfer.pipeline import run
+from tests.conftest import smoke_args
+
+# every regularizer appears once at each stage across these runs
+STAGE_PAIRS = [("fgsm", "pgd"), ("pgd", "freelb"), ("freelb", "smart"), ("smart", "r3f"), ("r3f", "random"), ("random", "fgsm")]
+SMALL = ["data.languages=[en,de]", "eval.generalized=false", "eval.perturbations={char_noise: {family: char_noise, rate: 0.1}}"]
+
+
+@pytest.mark.parametrize(("intermediate", "target"), STAGE_PAIRS)
+def test_every_regularizer_runs_at_either_stage(intermediate, target, cache_dir, tmp_path):
+    args = smoke_args(cache_dir, tmp_path / "run") + SMALL
+    results = run(compose([*args, "trainer.max_epochs=1", f"intermediate.adversary={intermediate}", f"target.adversary={target}"]))
+    stages = {s["name"]: s for s in results["stages"]}
+    assert stages["intermediate"]["adversary"]["name"] == intermediate
+    assert stages["target"]["adversary"]["name"] == target
+    assert stages["target"]["steps"] == 256 // 32 and stages["target"]["skipped_steps"] == 0
+    assert set(results["accuracy"]) == {"clean", "char_noise"}
