@@ -31,9 +31,8 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from robust_transfer.naming import comparable_config, config_group
+from robust_transfer.naming import comparable_config, config_group, flatten
 from robust_transfer.stats import mcnemar_p, mean_ci, paired_diff_ci
 
 CLEAN = "clean"
@@ -77,17 +76,6 @@ class Group:
 
 
 # ---------------------------------------------------------------- loading
-
-
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:

@@ -11,8 +11,8 @@ import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
-from robust_transfer.data.perturbations import build_perturbation
 from robust_transfer.data.generalized import build_generalized
+from robust_transfer.data.perturbations import build_perturbation
 from robust_transfer.data.perturbed import perturb_split, split_stats
 from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED

@@ -12,21 +12,10 @@ from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
 
 from robust_transfer import keys
 from robust_transfer.config import to_container
+from robust_transfer.naming import flatten
 from robust_transfer.naming import run_info as identify
 
 log = logging.getLogger(__name__)
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    """Nested config -> dotted keys, the form W&B sweeps and filters address."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _has_api_key() -> bool:

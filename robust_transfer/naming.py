@@ -133,3 +133,15 @@ def run_info(config: dict[str, Any]) -> dict[str, Any]:
         "job_type": job_type(config),
         "tags": run_tags(config),
     }
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested config -> dotted keys, the form W&B sweeps and filters address."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

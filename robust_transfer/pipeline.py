@@ -29,7 +29,13 @@ from robust_transfer.evaluation import build_eval_splits, generalized_matrix, sm
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
-from robust_transfer.report import build_results, format_table, write_json, write_plots, write_report
+from robust_transfer.report import (
+    build_results,
+    format_table,
+    write_json,
+    write_plots,
+    write_report,
+)
 
 log = logging.getLogger("robust_transfer")
 STAGE_KEY = "robust_transfer_stage"

@@ -46,10 +46,10 @@ def test_parallel_across_languages(test_split):
         rows = test_split[lang]
         assert [r["id"] for r in rows] == [r["id"] for r in en]
         assert [r["label"] for r in rows] == [r["label"] for r in en]
-        assert all(r["sentence1"] != e["sentence1"] for r, e in zip(rows, en))
+        assert all(r["sentence1"] != e["sentence1"] for r, e in zip(rows, en, strict=True))
         # the same names appear in the parallel sentences
         names = re.compile(r"[A-Z][a-z]+")
-        for r, e in zip(rows[:50], en[:50]):
+        for r, e in zip(rows[:50], en[:50], strict=True):
             en_names = {n for n in names.findall(e["sentence1"]) if n != "In"}
             assert en_names <= set(names.findall(r["sentence1"]))
 

@@ -164,7 +164,7 @@ class PairClassifier(pl.LightningModule):
         if "id" in batch:
             self.predictions.extend(
                 {"split": split.name, "lang": split.lang, "id": int(i), "label": int(y), "prediction": int(p)}
-                for i, y, p in zip(batch["id"].tolist(), batch["labels"].tolist(), preds.tolist())
+                for i, y, p in zip(batch["id"].tolist(), batch["labels"].tolist(), preds.tolist(), strict=True)
             )
 
     def on_test_epoch_start(self) -> None:
@@ -172,7 +172,7 @@ class PairClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         results: dict[str, dict[str, float]] = {}
-        for split, metric in zip(self.eval_splits, self.test_accuracy):
+        for split, metric in zip(self.eval_splits, self.test_accuracy, strict=True):
             value = metric.compute()
             results.setdefault(split.name, {})[split.lang] = float(value)
             self.log(keys.accuracy_key(split.name, split.lang), value)

@@ -74,7 +74,15 @@ def _synthetic_spec(spec: TinyEncoderSpec):
 
 def train_tokenizer(spec: TinyEncoderSpec, texts: list[str]):
     """BPE over whitespace/script/digit pre-tokens: a name is the same token in every language."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
 
     from robust_transfer.data.synthetic import NAMES
 
