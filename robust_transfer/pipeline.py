@@ -25,7 +25,7 @@ from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
 from robust_transfer.data.tasks import get_task
-from robust_transfer.evaluation import build_eval_splits, generalized_matrix, smoothed_accuracy
+from robust_transfer.evaluation import build_eval_splits, generalized_matrix
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
@@ -232,7 +232,6 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         encoder = module.encoder
         stages.append(info)
     accuracy, perturbation_stats = evaluate(cfg, module, tokenizer, loggers)
-    smoothed_accuracy(accuracy, module.predictions)
     generalized = generalized_matrix(accuracy)
 
     results = build_results(

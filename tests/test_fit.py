@@ -160,8 +160,13 @@ def test_randomized_smoothing_augmentation_adds_perturbed_copies(fast_args):
 
 def test_smoothed_prediction_is_the_majority_vote_over_noisy_copies(fast_args):
     args = [*fast_args, "intermediate=none", "data.languages=[en,de]", "eval.generalized=false",
-            "eval.perturbations={}", "eval.smoothing={family: char_noise, copies: 3, rate: 0.2}"]
+            "eval.perturbations={}", "eval.smoothing={family: char_noise, copies: 3, rate: 0.2}",
+            "logger.wandb=true"]
     results, out = _run(args)
+    # W&B sees the vote, not its copies
+    _, summary = read_run(next((out / "wandb").glob("offline-run-*")))
+    assert summary["accuracy/smoothed/en"] == pytest.approx(results["accuracy"]["smoothed"]["en"])
+    assert not any(key.startswith("degradation/smoothed#") for key in summary)
     assert list(results["accuracy"]) == ["clean", "smoothed"]
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     copies = {r["split"] for r in rows} - {"clean"}

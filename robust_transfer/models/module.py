@@ -177,8 +177,12 @@ class PairClassifier(pl.LightningModule):
             results.setdefault(split.name, {})[split.lang] = float(value)
             self.log(keys.accuracy_key(split.name, split.lang), value)
             metric.reset()
-        self.test_results = results
         self.predictions = gather_predictions(self.predictions, self.eval_splits)
+        from robust_transfer.evaluation import smoothed_accuracy
+
+        # before the callbacks' on_test_end, so loggers see `smoothed`, not its copies
+        smoothed_accuracy(results, self.predictions)
+        self.test_results = results
 
 
 def gather_predictions(rows: list[dict], splits: list[EvalSplit]) -> list[dict]:
