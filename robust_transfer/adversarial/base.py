@@ -125,21 +125,17 @@ class Regularizer(ABC):
 
     def randn(self, like: Tensor) -> Tensor:
         """Standard normal noise shaped like `like` (from `self.generator` when set)."""
-        if self.generator is None:
-            return torch.randn_like(like)
-        g = self.generator
-        return torch.randn(like.shape, generator=g, device=g.device, dtype=like.dtype).to(
-            like.device
-        )
+        return self._draw(torch.randn, like)
 
     def rand(self, like: Tensor) -> Tensor:
         """Uniform [0, 1) noise shaped like `like` (from `self.generator` when set)."""
+        return self._draw(torch.rand, like)
+
+    def _draw(self, sample, like: Tensor) -> Tensor:
         if self.generator is None:
-            return torch.rand_like(like)
+            return sample(like.shape, dtype=like.dtype, device=like.device)
         g = self.generator
-        return torch.rand(like.shape, generator=g, device=g.device, dtype=like.dtype).to(
-            like.device
-        )
+        return sample(like.shape, generator=g, device=g.device, dtype=like.dtype).to(like.device)
 
 
 # -------------------------------------------------------------------- registry
