@@ -1,6 +1,8 @@
 """The tiny encoder builds, caches, and loads through the hub code path."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -71,3 +73,16 @@ def test_names_tokenize_the_same_in_every_language(built):
     for text in ("Alice defeated Bob.", "Aliceは", "Alice는", "Alice在"):
         toks = tok.tokenize(text)
         assert toks[: len(alice)] == alice
+
+
+def test_tokenizer_training_is_identical_in_every_process():
+    # the tokenizers library's hash maps are seeded per process: train in fresh ones
+    script = (
+        "from robust_transfer.models.tiny import TinyEncoderSpec, train_tokenizer, _synthetic_spec\n"
+        "from robust_transfer.data.synthetic import unlabelled_corpus\n"
+        "spec = TinyEncoderSpec(corpus_size=2000)\n"
+        "print(train_tokenizer(spec, unlabelled_corpus(_synthetic_spec(spec), 0, 2000)).to_str())\n"
+    )
+    built = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+             for _ in range(3)}
+    assert len(built) == 1

@@ -28,8 +28,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-TINY_VERSION = 2  # bump when the build procedure changes (invalidates caches)
+TINY_VERSION = 3  # bump when the build procedure changes (invalidates caches)
 SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")  # XLM-R order: ids 0..4
+WORD_MARK = "\u2581"  # "▁", XLM-R's (SentencePiece's) start-of-word marker
 
 
 @dataclass
@@ -73,7 +74,13 @@ def _synthetic_spec(spec: TinyEncoderSpec):
 
 
 def train_tokenizer(spec: TinyEncoderSpec, texts: list[str]):
-    """BPE over whitespace/script/digit pre-tokens: a name is the same token in every language."""
+    """BPE over whitespace/script/digit pre-tokens: a name is the same token in every language.
+
+    Each pre-token starts with XLM-R's word marker "▁", a character of the alphabet. An
+    end-of-word suffix would also mark words, but the trainer creates suffixed tokens in
+    hash-map order, so the vocabulary ids and tie-breaking merges differ from one process
+    to the next (huggingface/tokenizers#1794); with the marker every build is identical.
+    """
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -86,20 +93,22 @@ def train_tokenizer(spec: TinyEncoderSpec, texts: list[str]):
 
     from robust_transfer.data.synthetic import NAMES
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Whitespace(),
         pre_tokenizers.UnicodeScripts(),
         pre_tokenizers.Digits(individual_digits=False),
+        pre_tokenizers.Metaspace(replacement=WORD_MARK, prepend_scheme="always", split=False),
     ])
-    tok.decoder = decoders.BPEDecoder(suffix="</w>")
+    tok.decoder = decoders.Metaspace(replacement=WORD_MARK, prepend_scheme="always", split=False)
+    # every character (and ASCII letter/digit) in the alphabet, so misspelt text has no <unk>
+    chars = sorted(set("".join(texts)) | set(string.ascii_letters + string.digits) - set(string.whitespace))
     trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size, special_tokens=list(SPECIAL_TOKENS), min_frequency=2,
-        end_of_word_suffix="</w>", show_progress=False)
+        initial_alphabet=[*chars, WORD_MARK], show_progress=False)
     # every name at least a few times so each becomes one token even if rare in the corpus;
-    # every character (and ASCII letter/digit) alone, so it exists both word-inside and word-final
-    chars = sorted(set("".join(texts)) | set(string.ascii_letters + string.digits) - set(string.whitespace))
+    # every character alone, so it exists both word-inside and word-initial
     extra = list(NAMES) * 5 + [" ".join(chars)] * 2
     tok.train_from_iterator(texts + extra, trainer=trainer)
     bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
