@@ -58,7 +58,7 @@ class DataConfig:
     batch_size: int = 32
     eval_batch_size: int = 256
     padding: str = "longest"  # longest (dynamic) | max_length
-    group_by_length: bool = False  # batches of similar length (training only)
+    group_by_length: bool = False  # training batches of similar length (evaluation is always length-sorted)
     num_workers: int = 0
     synthetic: SyntheticPawsSpec = field(default_factory=SyntheticPawsSpec)
 
@@ -72,6 +72,8 @@ class StageConfig:
     warmup_ratio: float = 0.1  # fraction of the stage's optimizer steps spent warming up
     max_epochs: int | None = None  # null: trainer.max_epochs
     max_steps: int = -1  # -1: no step limit
+    # model selection: keep the epoch with the best validation accuracy (English dev), not the last
+    select_best: bool = False
     # randomized smoothing with data augmentation (RS-DA): `copies` perturbed copies of every
     # training pair from a perturbation family, e.g. {family: synonym, copies: 10, rate: 0.3, lexicons: {en: ...}}
     augment: dict[str, Any] | None = None

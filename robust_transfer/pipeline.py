@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from robust_transfer import keys
 from robust_transfer.adversarial import build_regularizer
 from robust_transfer.callbacks import DegradationLogger, RngState
 from robust_transfer.callbacks.degradation import log_generalized, log_plots
@@ -144,11 +145,17 @@ def train_stage(
         if torch.load(last, map_location="cpu", weights_only=False).get(STAGE_KEY) == name:
             ckpt_path = str(last)
             log.info("resuming stage %s from %s", name, last)
+    # the best epoch's weights, when selecting; its state (best score, path) resumes with last.ckpt
+    best = pl.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir, filename=f"{name}-best", monitor=keys.val_accuracy_key(name), mode="max",
+        save_top_k=1, save_weights_only=True, enable_version_counter=False,
+    )
     callbacks = [
         # one last.ckpt for the whole run, overwritten by whichever stage is training
         pl.callbacks.ModelCheckpoint(
             dirpath=ckpt_dir, filename="last", save_top_k=1, every_n_epochs=1, enable_version_counter=False
         ),
+        *([best] if stage_cfg.select_best else []),
         RngState(),
         _StageTag(name),
         *extra_callbacks,
@@ -157,14 +164,29 @@ def train_stage(
     module.train()  # from_pretrained returns the encoder in eval mode: dropout would stay off
     started = time.perf_counter()
     trainer.fit(module, datamodule=_datamodule(cfg, tokenizer, train=train, val=val), ckpt_path=ckpt_path)
-    trainer.save_checkpoint(final, weights_only=True)
     info.update(
         steps=int(trainer.global_step),
         skipped_steps=module.skipped_steps,
         seconds=round(time.perf_counter() - started, 1),
-        val_accuracy=_metric(trainer, f"{name}/val/accuracy"),
+        val_accuracy=_metric(trainer, keys.val_accuracy_key(name)),
     )
+    if stage_cfg.select_best:
+        info.update(_load_best(module, best))
+    trainer.save_checkpoint(final, weights_only=True)
     return module, info
+
+
+def _load_best(module: PairClassifier, best: pl.callbacks.ModelCheckpoint) -> dict:
+    """Load the best validation epoch's weights into `module`; what was selected, for results.json."""
+    if not best.best_model_path:
+        raise RunError(
+            f"{module.stage}.select_best=true, but the stage ran no validation: give it a validation "
+            f"split ({module.stage}.val_split or data.val_split) and whole epochs, or set select_best=false."
+        )
+    state = torch.load(best.best_model_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    log.info("model selection: epoch %d (validation accuracy %.4f)", state["epoch"], float(best.best_model_score))
+    return {"selected_epoch": int(state["epoch"]), "selected_val_accuracy": float(best.best_model_score)}
 
 
 def _metric(trainer: pl.Trainer, key: str) -> float | None:

@@ -15,7 +15,7 @@ import torch
 
 from robust_transfer.config import compose
 from robust_transfer.pipeline import STAGE_KEY, run
-from tests.conftest import ROOT, smoke_args
+from tests.conftest import ROOT, run_cli, smoke_args
 from tests.wandb_records import read_run
 
 
@@ -181,3 +181,26 @@ def test_smoothed_prediction_is_the_majority_vote_over_noisy_copies(fast_args):
         expected = sum(majority[i] == labels[i] for i in votes) / len(votes)
         assert results["accuracy"]["smoothed"][lang] == pytest.approx(expected)
         assert results["degradation"]["smoothed"][lang] == pytest.approx(results["accuracy"]["clean"][lang] - expected)
+
+
+def test_select_best_keeps_the_epoch_with_the_best_validation_accuracy(fast_args):
+    args = [*fast_args, "intermediate=none", "target.select_best=true", "trainer.max_epochs=4",
+            "data.languages=[en]", "eval.generalized=false", "eval.perturbations={}"]
+    results, out = _run(args)
+    rows = [r for r in csv.DictReader((out / "metrics.csv").open()) if r["target/val/accuracy"]]
+    scores = [float(r["target/val/accuracy"]) for r in rows]
+    assert len(scores) == 4
+    best_epoch = scores.index(max(scores))  # the first of equal maxima: a later tie is not better
+    target = results["stages"][0]
+    assert target["selected_epoch"] == int(rows[best_epoch]["epoch"])
+    assert target["selected_val_accuracy"] == pytest.approx(max(scores))
+    # the evaluated (and saved) weights are the selected epoch's
+    best = torch.load(out / "checkpoints" / "target-best.ckpt", weights_only=False)["state_dict"]
+    final = torch.load(out / "checkpoints" / "target.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(best[k], final[k]) for k in best)
+
+
+def test_select_best_without_validation_is_a_clear_error(fast_args):
+    proc = run_cli(*fast_args, "intermediate=none", "target.select_best=true", "target.max_steps=3")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "target.select_best=true" in proc.stderr and "Traceback" not in proc.stderr
