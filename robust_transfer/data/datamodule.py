@@ -122,8 +122,24 @@ class PairDataModule(pl.LightningDataModule):
         ]
 
 
-def eval_sampler(ds: Dataset) -> Sampler | None:
-    """Under DDP, each example on exactly one rank (Lightning's own sampler for `predict`).
+class LengthSortedSampler(Sampler[int]):
+    """Evaluation order, longest first: batches of similar length pad little.
+
+    Metrics and prediction rows (keyed by id) do not depend on the order.
+    """
+
+    def __init__(self, lengths: list[int]):
+        self.lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(sorted(range(len(self.lengths)), key=lambda i: -self.lengths[i]))
+
+
+def eval_sampler(ds: Dataset) -> Sampler:
+    """Length-sorted order; under DDP, each example on exactly one rank, sorted within the rank.
 
     Lightning's default DistributedSampler pads the last batch by repeating examples, which
     double counts them in evaluation metrics; UnrepeatedDistributedSampler (a DistributedSampler,
@@ -131,8 +147,13 @@ def eval_sampler(ds: Dataset) -> Sampler | None:
     """
     import torch.distributed as dist
 
+    lengths = [len(x) for x in ds["input_ids"]]
     if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return None
+        return LengthSortedSampler(lengths)
     from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 
-    return UnrepeatedDistributedSampler(ds, shuffle=False)
+    class SortedUnrepeated(UnrepeatedDistributedSampler):
+        def __iter__(self) -> Iterator[int]:
+            return iter(sorted(super().__iter__(), key=lambda i: -lengths[i]))
+
+    return SortedUnrepeated(ds, shuffle=False)

@@ -186,12 +186,12 @@ class PairClassifier(pl.LightningModule):
 
 
 def gather_predictions(rows: list[dict], splits: list[EvalSplit]) -> list[dict]:
-    """Under DDP, every rank's prediction rows on every rank, sorted by split (loader order), then id."""
+    """Prediction rows sorted by split (loader order), then id; under DDP, every rank's rows."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
-        return rows
-    parts: list[list[dict] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, rows)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts: list[list[dict] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, rows)
+        rows = [r for part in parts for r in part or []]
     order = {(s.name, s.lang): i for i, s in enumerate(splits)}
-    return sorted((r for part in parts for r in part or []), key=lambda r: (order[(r["split"], r["lang"])], r["id"]))
+    return sorted(rows, key=lambda r: (order[(r["split"], r["lang"])], r["id"]))
