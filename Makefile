@@ -42,6 +42,8 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/regularizers.py
 	$(BIN)/python benchmarks/perturbations.py
+	$(BIN)/python benchmarks/padding.py
+	$(BIN)/python benchmarks/trainer_baseline.py
 
 # The W&B workspace (add DASHBOARD_ARGS=--report for a report too); needs `wandb login`.
 dashboard: install
