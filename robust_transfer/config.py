@@ -67,6 +67,7 @@ class DataConfig:
 class StageConfig:
     task: str = "synthetic_paws"  # intermediate: none | synthetic_nli | ...; target: synthetic_paws | pawsx
     adversary: dict[str, Any] | None = None  # null inherits the top-level `adversary`
+    adversary_start_epoch: int = 0  # clean epochs before the regularizer starts (0: from the first step)
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1  # fraction of the stage's optimizer steps spent warming up
@@ -386,6 +387,7 @@ def validate(cfg: DictConfig) -> None:
         _check(s.weight_decay >= 0, f"{stage}.weight_decay", s.weight_decay, ">= 0")
         if s.max_epochs is not None:
             _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
+        _check(s.adversary_start_epoch >= 0, f"{stage}.adversary_start_epoch", s.adversary_start_epoch, "an integer >= 0")
         if s.augment is not None:
             _check_augment(f"{stage}.augment", OmegaConf.to_container(s.augment), build_perturbation)
         adversary = OmegaConf.to_container(s.adversary)

@@ -123,6 +123,7 @@ def train_stage(
         warmup_ratio=stage_cfg.warmup_ratio,
         gradient_clip_val=cfg.trainer.gradient_clip_val,
         regularizer=regularizer,
+        adversary_start_epoch=stage_cfg.adversary_start_epoch,
     )
     ckpt_dir = Path(cfg.output_dir) / "checkpoints"
     final = ckpt_dir / f"{name}.ckpt"
@@ -130,6 +131,7 @@ def train_stage(
         "name": name,
         "task": task.name,
         "adversary": {"name": regularizer.name, **dataclasses.asdict(regularizer.params)},
+        "adversary_start_epoch": stage_cfg.adversary_start_epoch,
         "train_examples": len(train),
         "augment": OmegaConf.to_container(stage_cfg.augment) if stage_cfg.augment is not None else None,
     }

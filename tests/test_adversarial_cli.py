@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
 from robust_transfer.config import compose
@@ -22,3 +24,15 @@ def test_every_regularizer_runs_at_either_stage(intermediate, target, cache_dir,
     assert stages["target"]["adversary"]["name"] == target
     assert stages["target"]["steps"] == 256 // 32 and stages["target"]["skipped_steps"] == 0
     assert set(results["accuracy"]) == {"clean", "char_noise"}
+
+
+def test_adversary_start_epoch_trains_clean_epochs_first(cache_dir, tmp_path):
+    args = smoke_args(cache_dir, tmp_path / "run") + SMALL
+    results = run(compose([*args, "intermediate=none", "target.adversary=fgsm", "target.adversary_start_epoch=1"]))
+    assert results["stages"][0]["adversary_start_epoch"] == 1
+    rows = [r for r in csv.DictReader((tmp_path / "run" / "metrics.csv").open()) if r.get("target/train/loss")]
+    adversarial = {int(r["epoch"]): [] for r in rows}
+    for r in rows:
+        adversarial[int(r["epoch"])].append(bool(r.get("target/train/adv_loss")))
+    assert sorted(adversarial) == [0, 1]
+    assert not any(adversarial[0]) and all(adversarial[1])

@@ -52,6 +52,7 @@ class PairClassifier(pl.LightningModule):
         warmup_ratio: float = 0.1,
         gradient_clip_val: float = 1.0,
         regularizer: Regularizer | None = None,
+        adversary_start_epoch: int = 0,
     ):
         super().__init__()
         self.automatic_optimization = False
@@ -61,6 +62,8 @@ class PairClassifier(pl.LightningModule):
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         self.gradient_clip_val = gradient_clip_val
         self.regularizer = regularizer or build_regularizer("none", {})
+        self.clean = build_regularizer("none", {})
+        self.adversary_start_epoch = adversary_start_epoch
         self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
         self.eval_splits: list[EvalSplit] = []
         self.test_accuracy = nn.ModuleList()
@@ -101,7 +104,9 @@ class PairClassifier(pl.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
-        out = self.regularizer.step(self.adversarial_batch(batch), self.manual_backward)
+        # clean epochs first: a tiny model under attack from the start can stay at chance
+        regularizer = self.regularizer if self.current_epoch >= self.adversary_start_epoch else self.clean
+        out = regularizer.step(self.adversarial_batch(batch), self.manual_backward)
         if not out.skipped and self.gradient_clip_val > 0:
             self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
         if out.skipped or not self._gradients_finite():
