@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,43 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+DEFAULT_ENCODER_TESTS = "test_robustness.py"  # the tests that need the full default encoder
+_BUILD_DEFAULT = (
+    "import sys; from pathlib import Path; from robust_transfer.models.tiny import TinyEncoderSpec, "
+    "build_tiny_encoder; build_tiny_encoder(TinyEncoderSpec(), Path(sys.argv[1]) / 'tiny')"
+)
+_default_build = pytest.StashKey[tuple[Path, subprocess.Popen]]()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """When a selected test needs the default encoder, build it in the background from the start,
+    so its 2.5 minutes overlap the other tests instead of adding to them."""
+    if _default_build not in config.stash and any(i.path.name == DEFAULT_ENCODER_TESTS for i in items):
+        root = Path(tempfile.mkdtemp(prefix="rt-default-encoder-"))
+        # lowest priority: it takes only the cycles the tests leave idle, never slows them
+        proc = subprocess.Popen([sys.executable, "-c", _BUILD_DEFAULT, str(root)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: os.nice(19))
+        config.stash[_default_build] = (root, proc)
+
+
+def pytest_unconfigure(config) -> None:
+    if _default_build in config.stash:
+        root, proc = config.stash[_default_build]
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def default_encoder_cache(request) -> Path:
+    """A cache_dir holding the default tiny encoder (8000 pretraining steps), built once."""
+    root, proc = request.config.stash[_default_build]
+    _, err = proc.communicate(timeout=1200)
+    assert proc.returncode == 0, f"building the default encoder failed:\n{err[-3000:]}"
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The real smoke sweep, run once per session and shared by the sweep, aggregate and notebook
-tests: started, killed after its first finished run, restarted to completion."""
+tests: started, killed after its first finished run, restarted to completion (2 runs at once)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def smoke_sweep_runs(cache_dir, tmp_path_factory) -> tuple[Path, dict, dict]:
     proc.send_signal(signal.SIGTERM)  # midway: the second run is in flight
     stdout, _ = proc.communicate(timeout=120)
     first = {"returncode": proc.returncode, "stdout": stdout, "finished": _finished(root)}
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*cmd, "--parallel", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     second = {"returncode": done.returncode, "stdout": done.stdout + done.stderr}
     _DONE[cache_dir] = (root, first, second)
     return _DONE[cache_dir]

@@ -8,17 +8,15 @@ import sys
 
 import pytest
 
-from robust_transfer.models.tiny import TinyEncoderSpec, build_tiny_encoder
 from tests.conftest import ROOT
 
 ATTACK = "{embedding_pgd: {family: embedding_pgd, epsilon: 0.3, alpha: 0.1, steps: 5}}"
 
 
 @pytest.mark.slow
-def test_pgd_trained_model_loses_less_under_embedding_pgd(tmp_path):
+def test_pgd_trained_model_loses_less_under_embedding_pgd(default_encoder_cache, tmp_path):
     # the default encoder: under PGD, encoders with 2000 or 4000 pretraining steps stay at chance
-    cache = tmp_path / "cache"
-    build_tiny_encoder(TinyEncoderSpec(), cache / "tiny")
+    cache = default_encoder_cache
     common = [
         f"cache_dir={cache}", "intermediate=none", "data.synthetic.test_size=300", "eval.generalized=false",
         f"eval.perturbations={ATTACK}", "logger.wandb=false", "trainer.enable_progress_bar=false",
