@@ -157,10 +157,7 @@ def _stats_section(results: dict) -> list[str]:
 
 def write_plots(plot_dir: Path, results: dict) -> list[Path]:
     """Clean vs perturbed accuracy and degradation per language, as PNG files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     plot_dir.mkdir(parents=True, exist_ok=True)
     langs = _languages(results)
@@ -174,7 +171,8 @@ def write_plots(plot_dir: Path, results: dict) -> list[Path]:
         columns = [s for s in splits if s in table]
         if not columns:
             continue
-        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(langs), 3.6))
+        fig = Figure(figsize=(1.2 + 0.9 * len(langs), 3.6))
+        ax = fig.subplots()
         width = 0.8 / len(columns)
         for k, split in enumerate(columns):
             xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(langs))]
@@ -184,23 +182,28 @@ def write_plots(plot_dir: Path, results: dict) -> list[Path]:
         ax.axhline(0, color="black", linewidth=0.6)
         ax.legend(fontsize=8)
         ax.set_title(f"{name} per language")
-        fig.tight_layout()
-        path = plot_dir / f"{name}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, plot_dir / f"{name}.png"))
     if results["degradation"]:
-        paths.append(_heatmap(plot_dir / "degradation_heatmap.png", results["degradation"], langs, plt))
+        paths.append(_heatmap(plot_dir / "degradation_heatmap.png", results["degradation"], langs))
     if results.get("generalized"):
-        paths.append(_generalized_heatmap(plot_dir / "generalized.png", results["generalized"], plt))
+        paths.append(_generalized_heatmap(plot_dir / "generalized.png", results["generalized"]))
     return paths
 
 
-def _generalized_heatmap(path: Path, matrix: dict[str, dict[str, float]], plt) -> Path:
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _generalized_heatmap(path: Path, matrix: dict[str, dict[str, float]]) -> Path:
     """Accuracy with sentence1 in the row language and sentence2 in the column language."""
+    from matplotlib.figure import Figure
+
     langs = list(matrix)
     grid = [[matrix[a][b] for b in langs] for a in langs]
-    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * len(langs), 1.2 + 0.6 * len(langs)))
+    fig = Figure(figsize=(1.5 + 0.7 * len(langs), 1.2 + 0.6 * len(langs)))
+    ax = fig.subplots()
     image = ax.imshow(grid, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(langs)), langs)
     ax.set_yticks(range(len(langs)), langs)
@@ -211,18 +214,18 @@ def _generalized_heatmap(path: Path, matrix: dict[str, dict[str, float]], plt) -
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
     fig.colorbar(image, ax=ax, label="accuracy")
     ax.set_title("generalized setting")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-def _heatmap(path: Path, degradation: dict[str, dict[str, float]], langs: list[str], plt) -> Path:
+def _heatmap(path: Path, degradation: dict[str, dict[str, float]], langs: list[str]) -> Path:
     """Language x perturbation family, colour = degradation (red: the perturbation hurts)."""
+    from matplotlib.figure import Figure
+
     splits = list(degradation)
     grid = [[degradation[s].get(lang, float("nan")) for lang in langs] for s in splits]
     bound = max(0.05, max(abs(v) for row in grid for v in row if v == v))
-    fig, ax = plt.subplots(figsize=(1.5 + 0.8 * len(langs), 1.2 + 0.5 * len(splits)))
+    fig = Figure(figsize=(1.5 + 0.8 * len(langs), 1.2 + 0.5 * len(splits)))
+    ax = fig.subplots()
     image = ax.imshow(grid, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_xticks(range(len(langs)), langs)
     ax.set_yticks(range(len(splits)), splits)
@@ -232,7 +235,4 @@ def _heatmap(path: Path, degradation: dict[str, dict[str, float]], langs: list[s
                 ax.text(j, i, f"{v:+.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(image, ax=ax, label="clean - perturbed")
     ax.set_title("degradation per language and perturbation")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
