@@ -61,8 +61,8 @@ class PairClassifier(pl.LightningModule):
         self.stage = stage
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
         self.gradient_clip_val = gradient_clip_val
-        self.regularizer = regularizer or build_regularizer("none", {})
         self.clean = build_regularizer("none", {})
+        self.regularizer = regularizer or self.clean
         self.adversary_start_epoch = adversary_start_epoch
         self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
         self.eval_splits: list[EvalSplit] = []
