@@ -13,6 +13,11 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 TEXT_COLUMNS = ("sentence1", "sentence2")
 
 
+def longest_first(indices, lengths: list[int]) -> list[int]:
+    """`indices` by decreasing length (stable: equal lengths keep their order)."""
+    return sorted(indices, key=lambda i: -lengths[i])
+
+
 class EpochSampler(Sampler[int]):
     """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
 
@@ -38,7 +43,7 @@ class EpochSampler(Sampler[int]):
             return iter(order)
         mega = self.batch_size * 50
         chunks = [order[i : i + mega] for i in range(0, self.size, mega)]
-        return iter(i for chunk in chunks for i in sorted(chunk, key=lambda j: -self.lengths[j]))
+        return iter(i for chunk in chunks for i in longest_first(chunk, self.lengths))
 
 
 def tokenize(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:
@@ -135,7 +140,7 @@ class LengthSortedSampler(Sampler[int]):
         return len(self.lengths)
 
     def __iter__(self) -> Iterator[int]:
-        return iter(sorted(range(len(self.lengths)), key=lambda i: -self.lengths[i]))
+        return iter(longest_first(range(len(self.lengths)), self.lengths))
 
 
 def eval_sampler(ds: Dataset) -> Sampler:
@@ -154,6 +159,6 @@ def eval_sampler(ds: Dataset) -> Sampler:
 
     class SortedUnrepeated(UnrepeatedDistributedSampler):
         def __iter__(self) -> Iterator[int]:
-            return iter(sorted(super().__iter__(), key=lambda i: -lengths[i]))
+            return iter(longest_first(super().__iter__(), lengths))
 
     return SortedUnrepeated(ds, shuffle=False)
