@@ -48,6 +48,7 @@ import yaml
 
 METHODS = ("grid", "random", "bayes")
 DEFAULT_COMMAND = ["${env}", "${interpreter}", "${program}", "${args}"]
+PLAIN_INTERPRETERS = ("python", "python3")  # run under the controller's interpreter, as ${interpreter}
 ARGS_MACROS = (
     "args",
     "args_no_hyphens",
@@ -247,14 +248,16 @@ def format_args(params: dict[str, Any]) -> dict[str, list[str]]:
 
 def build_command(sweep: dict, params: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
     """The argv the local controller runs for one run: the file's `command` with its macros
-    filled in, and `extra` (output_dir, resume) appended to the parameters."""
+    filled in, and `extra` (output_dir, resume) appended to the parameters. A literal `python` or
+    `python3` first in the command (as the W&B docs write it) runs under this interpreter."""
     args = format_args({**params, **(extra or {})})
     argv: list[str] = []
     for chunk in sweep.get("command", DEFAULT_COMMAND):
         chunk = ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(1)), str(chunk))
         if chunk == "${env}":
             continue  # W&B's /usr/bin/env: nothing to add locally
-        if chunk == "${interpreter}":
+        if chunk == "${interpreter}" or (not argv and chunk in PLAIN_INTERPRETERS):
+            # a literal `python` would be whatever is first on PATH (often not the venv)
             argv.append(sys.executable)
         elif chunk == "${program}":
             argv.append(str(sweep["program"]))

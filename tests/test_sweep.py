@@ -228,3 +228,15 @@ def test_smoke_sweep_killed_midway_restarts_and_skips_finished(smoke_sweep_runs)
     assert {(r["config"]["target"]["adversary"]["name"], r["config"]["seed"]) for r in results} == {
         ("none", 0), ("none", 1), ("fgsm", 0), ("fgsm", 1)}
     assert all(r["config"]["experiment"] == "smoke" for r in results)
+
+
+def test_a_literal_python_in_the_command_runs_under_the_controllers_interpreter():
+    """W&B's docs write `command: [python, ...]`: with no venv activated, `python` on PATH would
+    lack the project's packages, so the local controller runs it with its own interpreter."""
+    for first in ("python", "python3"):
+        sweep = {"command": [first, "-m", "robust_transfer.fit", "${args_no_hyphens}"]}
+        argv = sw.build_command(sweep, {"seed": 1}, {"output_dir": "/tmp/x"})
+        assert argv == [sys.executable, "-m", "robust_transfer.fit", "seed=1", "output_dir=/tmp/x"]
+    # only in the interpreter's place: an argument that happens to read "python" stays as it is
+    sweep = {"command": ["${interpreter}", "-m", "robust_transfer.fit", "logger.tags=[python]", "${args_no_hyphens}"]}
+    assert sw.build_command(sweep, {}, {})[3] == "logger.tags=[python]"
