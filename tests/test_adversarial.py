@@ -163,13 +163,19 @@ BALLS = [
         0.03,
         "linf",
     ),
-    ("smart", {"epsilon": 1e-3, "step_size": 1e-2, "noise_var": 1e-3, "steps": 2}, 1e-3, "linf"),
     (
         "smart",
-        {"epsilon": 0.1, "step_size": 1.0, "norm": "l2", "norm_level": "sentence"},
+        {"epsilon": 1e-3, "step_size": 1e-2, "noise_var": 1e-3, "steps": 2, "perturbation_scale": "radius"},
+        1e-3,
+        "linf",
+    ),
+    (
+        "smart",
+        {"epsilon": 0.1, "step_size": 1.0, "norm": "l2", "norm_level": "sentence", "perturbation_scale": "radius"},
         0.1,
         "l2",
     ),
+    ("smart", {}, 1.0, "linf"),  # the default (mt-dnn): unit max-abs per token
     ("r3f", {"epsilon": 0.01}, 0.01, "linf"),
     ("random", {"sigma": 0.01, "noise": "uniform"}, 0.01, "linf"),
 ]
@@ -330,7 +336,8 @@ ZERO = [
     ("pgd", {"steps": 0}),
     ("freelb", {"steps": 0}),
     ("freelb", {"adv_lr": 0.0, "init_mag": 0.0}),
-    ("smart", {"epsilon": 0.0}),
+    ("smart", {"epsilon": 0.0, "perturbation_scale": "radius"}),
+    ("smart", {"adv_weight": 0.0}),
     ("r3f", {"epsilon": 0.0}),
     ("random", {"sigma": 0.0}),
 ]
