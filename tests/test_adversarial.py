@@ -443,3 +443,46 @@ def test_config_files_match_params_defaults_and_schema():
             assert dataclasses.asdict(reg.params) == dataclasses.asdict(params_cls())
         else:  # a variant (pgd_tiny) spells out every parameter of its regularizer
             assert set(params) == set(dataclasses.asdict(params_cls()))
+
+
+# ------------------------------------------------------------------ huge budgets
+
+
+def test_norms_and_projections_do_not_overflow():
+    """A float32 L2 norm of entries ~1e20 overflows to inf; projecting by epsilon / inf gave a
+    silent zero perturbation. The scaled norms give the true size and a projection onto the ball."""
+    from robust_transfer.adversarial.base import direction, example_l2, project
+
+    big = torch.full((2, 4, 8), 1e30)
+    big[1] = 0.0
+    assert torch.isinf(big.flatten(1).norm(dim=1)[0])  # what torch computes unscaled
+    assert example_l2(big)[0].item() == pytest.approx(1e30 * 32**0.5, rel=1e-6)
+    assert example_l2(big)[1].item() == 0.0
+    projected = project(big, 1.0, "l2")
+    assert projected[0].norm().item() == pytest.approx(1.0, rel=1e-6)
+    assert torch.equal(projected[1], torch.zeros_like(projected[1]))
+    assert direction(big, "l2")[0].norm().item() == pytest.approx(1.0, rel=1e-6)
+    assert example_l2(torch.tensor([[float("inf"), 1.0]])).isnan().all()  # caught as non-finite
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("pgd", "epsilon"), ("pgd", "alpha"), ("fgsm", "epsilon"), ("freelb", "adv_lr"), ("freelb", "max_norm"),
+     ("smart", "noise_var"), ("r3f", "epsilon"), ("random", "sigma")],
+)
+def test_budgets_too_large_to_represent_are_rejected(name, key):
+    with pytest.raises(ValueError, match=f"{key} = 1e\\+30 is too large to represent.*Use {key} <= 1.84e\\+19"):
+        build_regularizer(name, {key: 1e30})
+    with pytest.raises(ValueError, match=f"{key} must be a number >= 0"):
+        build_regularizer(name, {key: float("nan")})
+    build_regularizer(name, {key: 1e19})  # large but representable: accepted
+
+
+def test_a_large_representable_budget_perturbs_or_skips_never_zero(setup):
+    model, inputs, labels = setup
+    record: list[torch.Tensor] = []
+    out, _ = run(model, "pgd", {"epsilon": 1e18, "alpha": 1e17}, inputs, labels, record=record)
+    with torch.no_grad():
+        clean = model.encoder.get_input_embeddings()(inputs["input_ids"])
+    final = record[-1] - clean
+    assert out.skipped or final.abs().amax() > 1e15

@@ -36,3 +36,14 @@ def test_adversary_start_epoch_trains_clean_epochs_first(cache_dir, tmp_path):
         adversarial[int(r["epoch"])].append(bool(r.get("target/train/adv_loss")))
     assert sorted(adversarial) == [0, 1]
     assert not any(adversarial[0]) and all(adversarial[1])
+
+
+def test_a_budget_too_large_to_represent_exits_2_before_training(tmp_path):
+    from tests.conftest import run_cli
+
+    out = tmp_path / "run"
+    proc = run_cli("adversary=pgd", "adversary.epsilon=1e30", f"output_dir={out}")
+    assert proc.returncode == 2
+    assert "adversary': epsilon = 1e+30 is too large to represent" in proc.stderr
+    assert "Use epsilon <= 1.84e+19" in proc.stderr
+    assert not out.exists()  # nothing trained, nothing written
