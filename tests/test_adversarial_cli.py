@@ -47,3 +47,25 @@ def test_a_budget_too_large_to_represent_exits_2_before_training(tmp_path):
     assert "adversary': epsilon = 1e+30 is too large to represent" in proc.stderr
     assert "Use epsilon <= 1.84e+19" in proc.stderr
     assert not out.exists()  # nothing trained, nothing written
+
+
+def test_training_warnings_name_skipped_stages_and_one_class_predictions():
+    from robust_transfer.report import training_warnings
+
+    stages = [
+        {"name": "intermediate", "steps": 16, "skipped_steps": 0},
+        {"name": "target", "steps": 0, "skipped_steps": 16},
+    ]
+    rows = [{"split": "clean", "lang": lang, "id": i, "label": i % 2, "prediction": p}
+            for lang, p in (("en", 0), ("de", 1)) for i in range(4)]
+    rows += [{"split": "clean", "lang": "ja", "id": i, "label": 0, "prediction": i % 2} for i in range(4)]
+    assert training_warnings(stages, rows) == [
+        "stage target made no optimizer step (16 skipped): its results come from the weights it started with.",
+        "clean: every prediction is one class in en (class 0), de (class 1): the model ignores its input there, "
+        "and its accuracy is that class's share.",
+    ]
+    mostly = [{"name": "target", "steps": 3, "skipped_steps": 13}, {"name": "x", "steps": 8, "skipped_steps": 8}]
+    assert training_warnings(mostly, []) == [
+        "stage target skipped 13 of 16 steps on non-finite values: lower the learning rate or the adversary's budget."
+    ]
+    assert training_warnings([{"name": "target", "steps": 16, "skipped_steps": None}], []) == []  # resumed
