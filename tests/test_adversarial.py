@@ -486,3 +486,32 @@ def test_a_large_representable_budget_perturbs_or_skips_never_zero(setup):
         clean = model.encoder.get_input_embeddings()(inputs["input_ids"])
     final = record[-1] - clean
     assert out.skipped or final.abs().amax() > 1e15
+
+
+# ------------------------------------------------------------------ attack restarts
+
+
+def test_attack_restarts_keep_each_examples_strongest_perturbation(setup):
+    model, inputs, labels = setup
+    batch = make_batch(model, inputs, labels)
+    eps, alpha, steps = 2.0, 0.5, 2
+    singles = []
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):  # the restarts one by one, drawing from the same generator in turn
+        singles.append(embedding_pgd_attack(batch, eps, alpha, steps, generator=gen))
+    best = embedding_pgd_attack(batch, eps, alpha, steps, restarts=3, generator=torch.Generator().manual_seed(5))
+    check_ball(best, inputs["attention_mask"], eps, "l2")
+    with torch.no_grad():
+        def scored(delta):
+            logits = batch.forward(batch.embed() + delta)
+            return F.cross_entropy(logits, labels, reduction="none"), logits.argmax(-1) != labels
+
+        loss, wrong = scored(best)
+        for delta in singles:
+            other_loss, other_wrong = scored(delta)
+            assert (wrong | ~other_wrong).all()  # wrong under any restart -> wrong under the kept one
+            assert ((loss >= other_loss - 1e-6) | (wrong & ~other_wrong) | (wrong & other_wrong)).all()
+    with pytest.raises(ValueError, match="restarts must be an integer >= 1"):
+        embedding_pgd_attack(batch, eps, alpha, steps, restarts=0)
+    with pytest.raises(ValueError, match="restarts > 1 needs random_init"):
+        embedding_pgd_attack(batch, eps, alpha, steps, restarts=2, random_init=False)
