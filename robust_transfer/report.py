@@ -9,7 +9,6 @@ from typing import Any
 
 from robust_transfer.keys import CLEAN
 
-
 MOSTLY_SKIPPED = 0.5  # a stage that skipped more than this share of its steps gets a warning
 
 

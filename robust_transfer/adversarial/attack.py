@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robust_transfer.adversarial.base import NORMS, AdversarialBatch, direction, mask3, project, random_in_ball
+from robust_transfer.adversarial.base import (
+    NORMS,
+    AdversarialBatch,
+    direction,
+    mask3,
+    project,
+    random_in_ball,
+)
 
 
 class _Sampler:
