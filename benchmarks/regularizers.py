@@ -120,6 +120,7 @@ def make_setup(model_kwargs: dict, batch: tuple[int, int], seed: int = 0):
     embedding = model.encoder.get_input_embeddings()
     ids = ids.masked_fill(mask == 0, 0)
     teacher = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99)).eval().requires_grad_(False)
+    teacher.update_parameters(model)  # the copy; later updates are the EMA
     adv = AdversarialBatch(
         embed=lambda: embedding(ids),
         forward=lambda e: model(inputs, e),

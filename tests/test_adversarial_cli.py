@@ -79,3 +79,36 @@ def test_smart_at_its_shipped_defaults_changes_the_gradient_on_the_default_task(
 
     diffs = smart_effect(batches=2, overrides=smoke_args(cache_dir, tmp_path / "run"))
     assert min(diffs) >= 0.01, diffs
+
+
+def test_smart_bregman_teacher_is_an_ema_kept_by_the_module_and_trains(cache_dir, tmp_path):
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from robust_transfer.adversarial import build_regularizer
+    from robust_transfer.models.module import PairClassifier
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=8)
+    reg = build_regularizer("smart", {"bregman_mu": 1.0, "bregman_beta": 0.9})
+    module = PairClassifier(BertModel(config, add_pooling_layer=False), 2, regularizer=reg).train()
+    batch = {"input_ids": torch.randint(1, 30, (4, 8)), "attention_mask": torch.ones(4, 8, dtype=torch.long),
+             "labels": torch.tensor([0, 1, 0, 1])}
+    adv = module.adversarial_batch(batch, reg)
+    with torch.no_grad():
+        torch.testing.assert_close(adv.teacher(), module.eval().logits(batch))  # starts as a copy
+    assert not any(n.startswith("_teacher") for n, _ in module.named_parameters())  # not trained/saved
+    weight = next(module.head.parameters())
+    old = weight.detach().clone()
+    with torch.no_grad():
+        weight.add_(1.0)
+    module._teacher.update_parameters(module._teacher.module.__class__(module.encoder, module.head))
+    teacher_weight = next(module._teacher.module.head.parameters())
+    torch.testing.assert_close(teacher_weight, 0.9 * old + 0.1 * (old + 1.0))
+
+    out = tmp_path / "run"
+    results = run(compose([*smoke_args(cache_dir, out), *SMALL, "trainer.max_epochs=1", "intermediate=none",
+                           "target.adversary=smart", "target.adversary.bregman_mu=1.0"]))
+    assert results["stages"][0]["adversary"]["bregman_mu"] == 1.0
+    assert results["stages"][0]["skipped_steps"] == 0 and results["stages"][0]["steps"] == 256 // 32

@@ -117,9 +117,9 @@ class PairClassifier(pl.LightningModule):
         if self._teacher is None:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-            teacher = AveragedModel(
-                _Logits(self.encoder, self.head), multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
-            )
+            student = _Logits(self.encoder, self.head)
+            teacher = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            teacher.update_parameters(student)  # the first update copies: theta~_0 = theta_0; EMA after
             self.__dict__["_teacher"] = teacher.eval().requires_grad_(False)
         return self._teacher
 
