@@ -1,6 +1,6 @@
 """Cost of one training step under each regularizer, relative to a clean step.
 
-    python benchmarks/regularizers.py [--json PATH] [--repeats N]
+    python benchmarks/regularizers.py [--json PATH] [--repeats N] [--smart-effect]
 
 One full training step is `optimizer.zero_grad(); regularizer.step(...); optimizer.step()`
 (AdamW) on the same BERT-style encoder and batch. After a warm-up, the step of every
@@ -13,15 +13,24 @@ Columns
   forward = 1, activation-gradient backward = 1, weight-gradient backward = 1, so a clean
   step is 3 units. A backward wrt the perturbation only (`torch.autograd.grad`, used by
   the PGD and SMART ascent steps) costs 1 unit, not 2; a no-grad forward 1. Counts:
-  fgsm 2 full passes (6/3); pgd-K: clean full + (K-1) ascent fwd+input-bwd + adversarial
-  full = (2K+4)/3; freelb-K: K full; smart-k: clean and perturbed forwards, k ascent
-  fwd+input-bwd, one full backward through both graphs = (2k+6)/3; r3f and random: 2 full.
+  fgsm 2 full passes (6/3); pgd-K from a random start (Madry): clean full + K ascent
+  fwd+input-bwd + adversarial full = (2K+6)/3; freelb-K: K full; smart-k: clean and
+  perturbed forwards, k ascent fwd+input-bwd, one full backward through both graphs =
+  (2k+6)/3, plus one teacher forward with the Bregman term (smart+bregman, (2k+7)/3; its
+  EMA update of the teacher after each step is not counted); r3f and random: 2 full.
   Optimizer and Python overhead are not counted, so measured ratios sit a little below it.
 - peak_mem_ratio: peak of (bytes allocated - bytes freed) by PyTorch's CPU allocator during
   one profiled step, from `torch.profiler` allocation events, relative to the clean step:
   activations, gradients and temporaries; the weights and the AdamW state allocated before
   the step are excluded (on a GPU, `torch.cuda.max_memory_allocated` minus the pre-step
   value is the same quantity).
+
+`smart+bregman` gets a momentum teacher (torch's AveragedModel with an EMA, as the
+LightningModule keeps it) updated after each optimizer step.
+
+`--smart-effect`: on the default task (the default config's encoder and intermediate data,
+from ROBUST_TRANSFER_CACHE), the relative difference ||g_smart - g_clean|| / ||g_clean|| of
+the parameter gradient of the first batches at the shipped `smart` defaults.
 
 Then, for the clean step of a MiniLM-sized encoder (hidden 384, 6 layers, 12 heads,
 intermediate 1536, batch 16 x 128), the achieved FLOP/s (6 x non-embedding parameters x
@@ -44,6 +53,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -80,6 +90,7 @@ REGULARIZERS = [
     ("pgd", {"steps": 3}),
     ("freelb", {"steps": 3}),
     ("smart", {"steps": 1}),
+    ("smart+bregman", {"steps": 1, "bregman_mu": 1.0}),
     ("r3f", {}),
     ("random", {}),
 ]
@@ -107,13 +118,18 @@ def make_setup(model_kwargs: dict, batch: tuple[int, int], seed: int = 0):
     inputs = {"attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
     labels = torch.randint(0, 2, (b,))
     embedding = model.encoder.get_input_embeddings()
+    ids = ids.masked_fill(mask == 0, 0)
+    teacher = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.99)).eval().requires_grad_(False)
+    teacher.update_parameters(model)  # the copy; later updates are the EMA
     adv = AdversarialBatch(
-        embed=lambda: embedding(ids.masked_fill(mask == 0, 0)),
+        embed=lambda: embedding(ids),
         forward=lambda e: model(inputs, e),
         mask=mask,
         labels=labels,
+        teacher=lambda: teacher.module(inputs, teacher.module.encoder.get_input_embeddings()(ids)),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer.teacher = (teacher, model)  # updated after each step of a regularizer that wants it
     return model, adv, optimizer
 
 
@@ -122,6 +138,9 @@ def train_step(reg: Regularizer, adv: AdversarialBatch, optimizer: torch.optim.O
     out = reg.step(adv, lambda loss: loss.backward())
     if not out.skipped:
         optimizer.step()
+        if reg.wants_teacher:
+            teacher, model = optimizer.teacher
+            teacher.update_parameters(model)
 
 
 def timed(fn) -> float:
@@ -150,7 +169,7 @@ def peak_bytes(fn) -> int:
 
 def ratio_table(repeats: int) -> dict[str, dict[str, float]]:
     model, adv, optimizer = make_setup(RATIO_MODEL, RATIO_BATCH)
-    regs = {name: build_regularizer(name, params) for name, params in REGULARIZERS}
+    regs = {name: build_regularizer(name.split("+")[0], params) for name, params in REGULARIZERS}
     clean = regs["none"]
     train_step(clean, adv, optimizer)
     for reg in regs.values():  # warm-up: allocator, AdamW state, one-time dispatch costs
@@ -185,6 +204,44 @@ def ratio_table(repeats: int) -> dict[str, dict[str, float]]:
         }
     del model
     return results
+
+
+def smart_effect(batches: int = 8, overrides: list[str] | None = None) -> list[float]:
+    """||g_smart - g_clean|| / ||g_clean|| per batch, at the shipped smart defaults, on the
+    default task: the default config's encoder, its first stage's training data and batch size,
+    a fresh head, the module's own adversarial batch (frozen embeddings as configured)."""
+    from robust_transfer.config import compose
+    from robust_transfer.data.datamodule import PairDataModule
+    from robust_transfer.data.tasks import get_task
+    from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
+    from robust_transfer.models.module import PairClassifier
+
+    cfg = compose(list(overrides or []))
+    path = resolve_model_path(cfg)
+    tokenizer, encoder = load_tokenizer(path), load_encoder(path)
+    if cfg.model.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    task = get_task(cfg.intermediate.task)
+    train = task.load(cfg, "train", [cfg.data.train_language])[cfg.data.train_language]
+    data = PairDataModule(tokenizer, train=train, batch_size=cfg.data.batch_size,
+                          max_length=cfg.model.max_length, seed=cfg.seed)
+    data.setup("fit")
+    torch.manual_seed(cfg.seed)
+    module = PairClassifier(encoder, task.num_labels, pooling=cfg.model.pooling).train()
+    smart = build_regularizer("smart", {})
+    clean = build_regularizer("none", {})
+    diffs = []
+    for i, batch in enumerate(data.train_dataloader()):
+        if i == batches:
+            break
+        grads = []
+        for reg in (clean, smart):
+            module.zero_grad(set_to_none=True)
+            torch.manual_seed(i)
+            reg.step(module.adversarial_batch(batch, reg), lambda loss: loss.backward())
+            grads.append(torch.cat([p.grad.flatten() for p in module.parameters() if p.grad is not None]))
+        diffs.append(float((grads[1] - grads[0]).norm() / grads[0].norm()))
+    return diffs
 
 
 def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
@@ -228,8 +285,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (see the docstring)"
     )
+    parser.add_argument(
+        "--smart-effect", action="store_true", help="only SMART's gradient change on the default task"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.smart_effect:
+        diffs = smart_effect()
+        print("smart at its shipped defaults, default task: ||g_smart - g_clean|| / ||g_clean|| per batch: "
+              + ", ".join(f"{d:.2%}" for d in diffs) + f"; median {statistics.median(diffs):.2%}")
+        return
 
     start = time.perf_counter()
     print(

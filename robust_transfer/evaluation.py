@@ -21,7 +21,8 @@ from robust_transfer.models.module import EvalSplit
 SMOOTHED = "smoothed"  # majority vote over perturbed copies (eval.smoothing)
 ATTACK_PARAMS: dict[str, dict[str, Any]] = {
     # PGD in the word-embedding space (L2 radius per example over real tokens, or Linf)
-    "embedding_pgd": {"epsilon": 1.0, "alpha": 0.5, "steps": 5, "norm": "l2"},
+    # (random_init: start uniformly in the ball; restarts: robust accuracy is the minimum over them)
+    "embedding_pgd": {"epsilon": 1.0, "alpha": 0.5, "steps": 5, "norm": "l2", "random_init": True, "restarts": 1},
     # Gaussian noise of standard deviation sigma on every real token's embedding
     "embedding_noise": {"sigma": 0.1},
 }
@@ -41,7 +42,14 @@ def check_attack_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"{key} must be a number >= 0, got {value!r}")
         if key == "steps" and not (isinstance(value, int) and value >= 0):
             raise ValueError(f"steps must be an integer >= 0, got {value!r}")
-    return {**defaults, **params}
+        if key == "restarts" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"restarts must be an integer >= 1, got {value!r}")
+        if key == "random_init" and not isinstance(value, bool):
+            raise ValueError(f"random_init must be true or false, got {value!r}")
+    merged = {**defaults, **params}
+    if merged.get("restarts", 1) > 1 and not merged.get("random_init", True):
+        raise ValueError("restarts > 1 needs random_init: true (every restart from zero is the same attack)")
+    return merged
 
 
 def attacked_logits(module, batch: dict, attack: dict[str, Any], seed: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ from robust_transfer.models.module import PairClassifier
 from robust_transfer.report import (
     build_results,
     format_table,
+    training_warnings,
     write_json,
     write_plots,
     write_report,
@@ -264,11 +265,13 @@ def run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...] = ()) -> dict:
         config=to_container(cfg),
         train_language=cfg.data.train_language,
         perturbation_stats=perturbation_stats,
-        warnings=low_change_warnings(perturbation_stats),
+        warnings=low_change_warnings(perturbation_stats) + training_warnings(stages, module.predictions),
         **({"generalized": generalized} if generalized else {}),
     )
     if not _is_global_zero():
         return results
+    for warning in results["warnings"]:
+        log.warning(warning)
     write_json(out / "results.json", results)
     if cfg.eval.save_predictions:
         _write_predictions(out / "predictions.csv", module.predictions)

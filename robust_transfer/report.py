@@ -9,6 +9,40 @@ from typing import Any
 
 from robust_transfer.keys import CLEAN
 
+MOSTLY_SKIPPED = 0.5  # a stage that skipped more than this share of its steps gets a warning
+
+
+def training_warnings(stages: list[dict], predictions: list[dict]) -> list[str]:
+    """One sentence per stage that made no optimizer step or skipped most of its steps (non-finite
+    losses or gradients), and per (split, language) whose predictions are all one class."""
+    warnings = []
+    for stage in stages:
+        made, skipped = stage.get("steps"), stage.get("skipped_steps")
+        if made is None or skipped is None:  # a stage loaded from a finished checkpoint
+            continue
+        if made == 0:
+            warnings.append(
+                f"stage {stage['name']} made no optimizer step ({skipped} skipped): "
+                "its results come from the weights it started with."
+            )
+        elif skipped > MOSTLY_SKIPPED * (made + skipped):
+            warnings.append(
+                f"stage {stage['name']} skipped {skipped} of {made + skipped} steps on non-finite "
+                "values: lower the learning rate or the adversary's budget."
+            )
+    classes: dict[str, dict[str, set[int]]] = {}
+    for row in predictions:
+        classes.setdefault(row["split"], {}).setdefault(row["lang"], set()).add(row["prediction"])
+    for split, by_lang in classes.items():
+        one_class = {lang: next(iter(c)) for lang, c in by_lang.items() if len(c) == 1}
+        if one_class:
+            which = ", ".join(f"{lang} (class {c})" for lang, c in one_class.items())
+            warnings.append(
+                f"{split}: every prediction is one class in {which}: the model ignores its input "
+                "there, and its accuracy is that class's share."
+            )
+    return warnings
+
 
 def build_results(
     accuracy: dict[str, dict[str, float]],

@@ -163,13 +163,19 @@ BALLS = [
         0.03,
         "linf",
     ),
-    ("smart", {"epsilon": 1e-3, "step_size": 1e-2, "noise_var": 1e-3, "steps": 2}, 1e-3, "linf"),
     (
         "smart",
-        {"epsilon": 0.1, "step_size": 1.0, "norm": "l2", "norm_level": "sentence"},
+        {"epsilon": 1e-3, "step_size": 1e-2, "noise_var": 1e-3, "steps": 2, "perturbation_scale": "radius"},
+        1e-3,
+        "linf",
+    ),
+    (
+        "smart",
+        {"epsilon": 0.1, "step_size": 1.0, "norm": "l2", "norm_level": "sentence", "perturbation_scale": "radius"},
         0.1,
         "l2",
     ),
+    ("smart", {}, 1.0, "linf"),  # the default (mt-dnn): unit max-abs per token
     ("r3f", {"epsilon": 0.01}, 0.01, "linf"),
     ("random", {"sigma": 0.01, "noise": "uniform"}, 0.01, "linf"),
 ]
@@ -330,7 +336,8 @@ ZERO = [
     ("pgd", {"steps": 0}),
     ("freelb", {"steps": 0}),
     ("freelb", {"adv_lr": 0.0, "init_mag": 0.0}),
-    ("smart", {"epsilon": 0.0}),
+    ("smart", {"epsilon": 0.0, "perturbation_scale": "radius"}),
+    ("smart", {"adv_weight": 0.0}),
     ("r3f", {"epsilon": 0.0}),
     ("random", {"sigma": 0.0}),
 ]
@@ -436,3 +443,75 @@ def test_config_files_match_params_defaults_and_schema():
             assert dataclasses.asdict(reg.params) == dataclasses.asdict(params_cls())
         else:  # a variant (pgd_tiny) spells out every parameter of its regularizer
             assert set(params) == set(dataclasses.asdict(params_cls()))
+
+
+# ------------------------------------------------------------------ huge budgets
+
+
+def test_norms_and_projections_do_not_overflow():
+    """A float32 L2 norm of entries ~1e20 overflows to inf; projecting by epsilon / inf gave a
+    silent zero perturbation. The scaled norms give the true size and a projection onto the ball."""
+    from robust_transfer.adversarial.base import direction, example_l2, project
+
+    big = torch.full((2, 4, 8), 1e30)
+    big[1] = 0.0
+    assert torch.isinf(big.flatten(1).norm(dim=1)[0])  # what torch computes unscaled
+    assert example_l2(big)[0].item() == pytest.approx(1e30 * 32**0.5, rel=1e-6)
+    assert example_l2(big)[1].item() == 0.0
+    projected = project(big, 1.0, "l2")
+    assert projected[0].norm().item() == pytest.approx(1.0, rel=1e-6)
+    assert torch.equal(projected[1], torch.zeros_like(projected[1]))
+    assert direction(big, "l2")[0].norm().item() == pytest.approx(1.0, rel=1e-6)
+    assert example_l2(torch.tensor([[float("inf"), 1.0]])).isnan().all()  # caught as non-finite
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("pgd", "epsilon"), ("pgd", "alpha"), ("fgsm", "epsilon"), ("freelb", "adv_lr"), ("freelb", "max_norm"),
+     ("smart", "noise_var"), ("r3f", "epsilon"), ("random", "sigma")],
+)
+def test_budgets_too_large_to_represent_are_rejected(name, key):
+    with pytest.raises(ValueError, match=f"{key} = 1e\\+30 is too large to represent.*Use {key} <= 1.84e\\+19"):
+        build_regularizer(name, {key: 1e30})
+    with pytest.raises(ValueError, match=f"{key} must be a number >= 0"):
+        build_regularizer(name, {key: float("nan")})
+    build_regularizer(name, {key: 1e19})  # large but representable: accepted
+
+
+def test_a_large_representable_budget_perturbs_or_skips_never_zero(setup):
+    model, inputs, labels = setup
+    record: list[torch.Tensor] = []
+    out, _ = run(model, "pgd", {"epsilon": 1e18, "alpha": 1e17}, inputs, labels, record=record)
+    with torch.no_grad():
+        clean = model.encoder.get_input_embeddings()(inputs["input_ids"])
+    final = record[-1] - clean
+    assert out.skipped or final.abs().amax() > 1e15
+
+
+# ------------------------------------------------------------------ attack restarts
+
+
+def test_attack_restarts_keep_each_examples_strongest_perturbation(setup):
+    model, inputs, labels = setup
+    batch = make_batch(model, inputs, labels)
+    eps, alpha, steps = 2.0, 0.5, 2
+    singles = []
+    gen = torch.Generator().manual_seed(5)
+    for _ in range(3):  # the restarts one by one, drawing from the same generator in turn
+        singles.append(embedding_pgd_attack(batch, eps, alpha, steps, generator=gen))
+    best = embedding_pgd_attack(batch, eps, alpha, steps, restarts=3, generator=torch.Generator().manual_seed(5))
+    check_ball(best, inputs["attention_mask"], eps, "l2")
+    with torch.no_grad():
+        def scored(delta):
+            logits = batch.forward(batch.embed() + delta)
+            return F.cross_entropy(logits, labels, reduction="none"), logits.argmax(-1) != labels
+
+        loss, wrong = scored(best)
+        for delta in singles:
+            other_loss, other_wrong = scored(delta)
+            assert (wrong | ~other_wrong).all()  # wrong under any restart -> wrong under the kept one
+            assert ((loss >= other_loss - 1e-6) | (wrong & ~other_wrong) | (wrong & other_wrong)).all()
+    with pytest.raises(ValueError, match="restarts must be an integer >= 1"):
+        embedding_pgd_attack(batch, eps, alpha, steps, restarts=0)
+    with pytest.raises(ValueError, match="restarts > 1 needs random_init"):
+        embedding_pgd_attack(batch, eps, alpha, steps, restarts=2, random_init=False)

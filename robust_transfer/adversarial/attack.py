@@ -2,8 +2,10 @@
 
 The attack maximises the summed cross-entropy of the batch within the ball of radius
 epsilon (per-example L2 over real tokens, or elementwise Linf), padding never perturbed.
-It differentiates wrt the perturbation only (`torch.autograd.grad`), so no parameter
-gradient is accumulated; put the model in eval mode first. It needs autograd, so it
+With `restarts` R > 1 it runs R random starts and keeps, per example, the perturbation that
+misclassifies it (else the one with the highest loss), so robust accuracy is the minimum over
+restarts, example by example (Madry et al.'s practice). It differentiates wrt the perturbation
+only (`torch.autograd.grad`), so no parameter gradient is accumulated; put the model in eval mode first. It needs autograd, so it
 cannot run under `torch.inference_mode()` (Lightning's default for validate/test: build
 the Trainer with `inference_mode=False`); it enables grad itself inside `torch.no_grad()`.
 """
@@ -14,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from robust_transfer.adversarial.base import NORMS, AdversarialBatch, direction, mask3, project
+from robust_transfer.adversarial.base import (
+    NORMS,
+    AdversarialBatch,
+    direction,
+    mask3,
+    project,
+    random_in_ball,
+)
 
 
 class _Sampler:
@@ -44,6 +53,7 @@ def embedding_pgd_attack(
     norm: str = "l2",
     *,
     random_init: bool = True,
+    restarts: int = 1,
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -52,14 +62,17 @@ def embedding_pgd_attack(
     Random start uniform in the ball (zero with random_init=False), then `steps` ascent steps of size alpha (normalised gradient for l2, sign for
     linf), each projected back onto the ball and masked. `seed` builds a generator on the
     embeddings' device when `generator` is not given; with neither, torch's global RNG.
-    With epsilon 0 or steps 0 the result is all zeros.
+    With epsilon 0 or steps 0 the result is all zeros. `restarts` (>= 1; > 1 needs
+    random_init) repeats the attack from new random starts, keeping each example's strongest.
     """
-    from robust_transfer.adversarial.base import random_in_ball
-
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {', '.join(NORMS)}; got {norm!r}")
     if epsilon < 0 or alpha < 0 or steps < 0:
         raise ValueError("epsilon, alpha and steps must be >= 0")
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1; got {restarts!r}")
+    if restarts > 1 and not random_init:
+        raise ValueError("restarts > 1 needs random_init: every restart from zero is the same attack")
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
             "embedding_pgd_attack needs autograd but runs under torch.inference_mode(); "
@@ -72,17 +85,33 @@ def embedding_pgd_attack(
             return torch.zeros_like(embeds)
         if generator is None and seed is not None:
             generator = torch.Generator(device=embeds.device).manual_seed(seed)
-        if random_init:
-            delta = random_in_ball(_Sampler(generator), embeds, mask, epsilon, norm)
-        else:
-            delta = torch.zeros_like(embeds)
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(
-                batch.forward(embeds + delta).float(), batch.labels, reduction="sum"
-            )
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta = (
-                project(delta.detach() + alpha * direction(grad * mask, norm), epsilon, norm) * mask
-            )
+        sampler = _Sampler(generator)
+        best = best_wrong = best_loss = None
+        for _ in range(restarts):
+            delta = _attack_once(batch, embeds, mask, epsilon, alpha, steps, norm, random_init, sampler)
+            if restarts == 1:
+                return delta
+            with torch.no_grad():
+                logits = batch.forward(embeds + delta).float()
+                loss = F.cross_entropy(logits, batch.labels, reduction="none")
+                wrong = logits.argmax(-1) != batch.labels
+            if best is None:
+                best, best_wrong, best_loss = delta, wrong, loss
+                continue
+            take = (wrong & ~best_wrong) | ((wrong == best_wrong) & (loss > best_loss))
+            best = torch.where(take.view(-1, 1, 1), delta, best)
+            best_wrong, best_loss = best_wrong | wrong, torch.where(take, loss, best_loss)
+    return best.detach()
+
+
+def _attack_once(batch, embeds, mask, epsilon, alpha, steps, norm, random_init, sampler) -> Tensor:
+    if random_init:
+        delta = random_in_ball(sampler, embeds, mask, epsilon, norm)
+    else:
+        delta = torch.zeros_like(embeds)
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = F.cross_entropy(batch.forward(embeds + delta).float(), batch.labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, delta)
+        delta = project(delta.detach() + alpha * direction(grad * mask, norm), epsilon, norm) * mask
     return delta.detach()

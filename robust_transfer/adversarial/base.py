@@ -11,7 +11,13 @@ Conventions shared by every regularizer:
 - "per example" norms are over the (T, H) entries of the real tokens: L2 is the Frobenius
   norm of the example's perturbation, Linf is elementwise;
 - a non-finite loss or perturbation ends the step with `skipped=True` and no parameter
-  gradient left behind, so the caller skips the optimizer step and weights stay finite.
+  gradient left behind, so the caller skips the optimizer step and weights stay finite;
+- under torch.distributed every finiteness check is collective (`is_finite` all-reduces the
+  flag): every rank runs the same checks at the same points, so when one rank sees a
+  non-finite value all ranks stop at the same check, after the same number of backward
+  passes, and none is left waiting in DDP's gradient all-reduce;
+- norms are computed scaled by the largest entry, so they cannot overflow float32, and size
+  parameters above `MAX_BUDGET` are rejected when the regularizer is built (config error).
 """
 
 from __future__ import annotations
@@ -28,6 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 NORMS = ("l2", "linf")
+# The largest perturbation size we accept: a perturbation (or a step) this large has a squared
+# norm, and the encoder's LayerNorm a variance, that overflow float32 (max 3.4e38); beyond it a
+# run would either train on inf/NaN or, through an overflowed norm, on a zero perturbation.
+MAX_BUDGET = float(torch.finfo(torch.float32).max) ** 0.5  # 1.84e19
 
 
 @dataclass
@@ -38,6 +48,9 @@ class AdversarialBatch:
     forward: Callable[[Tensor], Tensor]  # inputs_embeds (B,T,H) -> logits (B,C), mask bound inside
     mask: Tensor  # (B,T): 1 for real tokens, 0 for padding
     labels: Tensor  # (B,)
+    # logits of a momentum (EMA) copy of the model on the clean batch, without gradient; set by
+    # the caller only for a regularizer whose `wants_teacher` is true (SMART's Bregman term)
+    teacher: Callable[[], Tensor] | None = None
 
 
 @dataclass
@@ -84,6 +97,17 @@ class Regularizer(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type]  # a @dataclass of hyperparameters with the papers' defaults
+
+    @property
+    def wants_teacher(self) -> bool:
+        """True when `step` needs `batch.teacher`: a momentum copy of the model kept by the caller.
+
+        `teacher_decay` is then the EMA decay the caller uses after each optimizer step:
+        teacher <- decay * teacher + (1 - decay) * weights (SMART's beta).
+        """
+        return False
+
+    teacher_decay: float = 0.0
 
     def __init__(self, params: Any = None, *, generator: torch.Generator | None = None):
         if params is None:
@@ -214,6 +238,19 @@ def check_nonnegative(**values: Any) -> None:
             raise ValueError(f"{name} must be a number >= 0; got {value!r}")
 
 
+def check_budget(**values: Any) -> None:
+    """A perturbation size: a finite number in [0, MAX_BUDGET] (see `MAX_BUDGET` for why)."""
+    check_nonnegative(**values)
+    for name, value in values.items():
+        if not value <= MAX_BUDGET:
+            raise ValueError(
+                f"{name} = {value:g} is too large to represent: a perturbation that size "
+                f"overflows float32 (its squared norm exceeds 3.4e38), so it would train on "
+                f"inf/NaN or a zero perturbation. Use {name} <= {MAX_BUDGET:.3g}; embedding "
+                f"entries are of order 1, so useful budgets are far below 1e3."
+            )
+
+
 def check_steps(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
@@ -246,8 +283,28 @@ def require_grad(leaf: Tensor) -> Tensor:
     return leaf.grad
 
 
-def is_finite(t: Tensor) -> bool:
-    return bool(torch.isfinite(t).all())
+def is_finite(*tensors: Tensor) -> bool:
+    """True when every tensor is finite here and, under torch.distributed, on every rank.
+
+    A collective (one all-reduce of a flag) when a process group of several ranks is
+    initialised: each rank must call it at the same points, which the regularizers do since
+    their control flow depends only on these agreed flags and on their parameters.
+    """
+    ok = all(bool(torch.isfinite(t).all()) for t in tensors)
+    return agree(ok, tensors[0].device if tensors else None)
+
+
+def agree(ok: bool, device: torch.device | None = None) -> bool:
+    """`ok` on every rank (all-reduce MIN of the flag); just `ok` without a process group."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return ok
+    if dist.get_backend() == "nccl" and (device is None or device.type != "cuda"):
+        device = torch.device("cuda", torch.cuda.current_device())
+    flag = torch.tensor([1 if ok else 0], dtype=torch.int32, device=device or "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
 
 
 def mask3(batch: AdversarialBatch, like: Tensor) -> Tensor:
@@ -255,9 +312,21 @@ def mask3(batch: AdversarialBatch, like: Tensor) -> Tensor:
     return batch.mask.unsqueeze(-1).to(device=like.device, dtype=like.dtype)
 
 
+def safe_norm(x: Tensor, dim: int | tuple[int, ...], keepdim: bool = False) -> Tensor:
+    """The L2 norm over `dim` in float32, computed as max|x| * ||x / max|x|||: the sum of squares
+    of the scaled entries is at most their count, so a finite x never gives an overflowed
+    (inf) norm. (torch.linalg.vector_norm does not rescale: entries above ~1e19 give inf.)
+    A zero slice gives 0; a slice holding inf or NaN gives NaN."""
+    x = x.float()
+    peak = x.abs().amax(dim=dim, keepdim=True)
+    scaled = torch.where(peak > 0, x / peak.clamp_min(torch.finfo(torch.float32).tiny), 0.0)
+    n = scaled.norm(dim=dim, keepdim=True) * peak
+    return n if keepdim else n.squeeze(dim)
+
+
 def example_l2(delta: Tensor) -> Tensor:
-    """Per-example L2 norm over (T, H), float32, shape (B,)."""
-    return delta.float().flatten(1).norm(dim=1)
+    """Per-example L2 norm over (T, H), float32, shape (B,); never overflows (`safe_norm`)."""
+    return safe_norm(delta.flatten(1), dim=1)
 
 
 def mean_l2(delta: Tensor) -> Tensor:
@@ -380,18 +449,27 @@ class CleanProbe:
     embeds: Tensor
     mask: Tensor
     clean: Tensor
-    grad: Tensor
+    grad: Tensor | None
     done: list[Tensor]
 
 
-def clean_probe(batch: AdversarialBatch, backward: Callable[[Tensor], None], wc: float) -> CleanProbe | StepOutput:
+def clean_probe(
+    batch: AdversarialBatch, backward: Callable[[Tensor], None], wc: float, need_grad: bool = True
+) -> CleanProbe | StepOutput:
     """One clean forward+backward that also yields dL/dx; a StepOutput (skip) if non-finite.
 
     With a clean term (wc > 0) its weighted backward runs here and the gradient comes for free
-    from a zero leaf added to the embeddings; without one, only the gradient wrt x is taken.
+    from a zero leaf added to the embeddings; without one, only the gradient wrt x is taken
+    (and with need_grad=False none: the clean loss is then computed without a graph).
     """
     embeds = batch.embed()
     mask = mask3(batch, embeds)
+    if wc == 0 and not need_grad:
+        with torch.no_grad():
+            clean = task_loss(batch.forward(embeds), batch.labels)
+        if not is_finite(clean):
+            return StepOutput.skip(clean)
+        return CleanProbe(embeds, mask, clean, None, [])
     probe = torch.zeros_like(embeds, requires_grad=True)  # a leaf whose gradient is dL/dx
     clean = task_loss(batch.forward(embeds + probe), batch.labels)
     if not is_finite(clean):

@@ -23,8 +23,8 @@ from robust_transfer.adversarial.base import (
     Regularizer,
     StepOutput,
     adversarial_finish,
+    check_budget,
     check_choice,
-    check_nonnegative,
     clean_probe,
     combine_weights,
     direction,
@@ -46,7 +46,7 @@ class FGSM(Regularizer):
         adv_weight: float = 1.0  # weight of the adversarial task loss in the normalised mix
 
         def __post_init__(self):
-            check_nonnegative(epsilon=self.epsilon)
+            check_budget(epsilon=self.epsilon)
             check_choice("norm", self.norm, NORMS)
             combine_weights(self.clean_weight, self.adv_weight)
 

@@ -10,7 +10,14 @@ perturbed copies). Matches the reference code (zhuchen03/FreeLB, run_glue_freelb
 - ascent: delta += adv_lr * g / ||g|| per example (L2 norm for l2, max-abs for linf),
   then projection onto max_norm (0 = unbounded): L2 rescaling or elementwise clamp;
 - the embeddings are looked up afresh at every step, so only one graph is alive at a time
-  and memory stays near a clean step.
+  and memory stays near a clean step;
+- dropout: the K passes share one set of dropout masks, drawn by the first pass (the
+  reference's `dp_masks`, fairseq's `init_dp`). The reference threads the mask tensors
+  through a modified BERT; we reach the same masks on any unmodified encoder by running
+  passes 1..K-1 inside `torch.random.fork_rng` (CPU, and the CUDA device of the
+  embeddings), which restores the RNG state after each, so every pass makes the same random
+  draws in the same order; the state after the step is the one after a single pass. `dropout_masks: fresh` (a departure,
+  the project's behaviour before) draws new masks at every pass.
 
     total = (clean_weight * L(x) + adv_weight * mean_k L(x + delta_k)) / (clean_weight + adv_weight)
 
@@ -34,8 +41,8 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
+    check_budget,
     check_choice,
-    check_nonnegative,
     check_steps,
     combine_weights,
     direction,
@@ -72,11 +79,13 @@ class FreeLB(Regularizer):
             0.0  # weight of an extra clean loss term (0 = the reference objective)
         )
         adv_weight: float = 1.0  # weight of the averaged adversarial loss
+        dropout_masks: str = "shared"  # shared: one set of masks for the K passes (reference); fresh: new per pass
 
         def __post_init__(self):
-            check_nonnegative(adv_lr=self.adv_lr, init_mag=self.init_mag, max_norm=self.max_norm)
+            check_budget(adv_lr=self.adv_lr, init_mag=self.init_mag, max_norm=self.max_norm)
             check_steps("steps", self.steps)
             check_choice("norm", self.norm, NORMS)
+            check_choice("dropout_masks", self.dropout_masks, ("shared", "fresh"))
             combine_weights(self.clean_weight, self.adv_weight)
 
     def _is_clean(self) -> bool:
@@ -130,12 +139,16 @@ class FreeLB(Regularizer):
         embeds = batch.embed()
         mask = mask3(batch, embeds)
         delta = self._init(embeds.detach(), mask)
+        cuda = [embeds.device] if embeds.device.type == "cuda" else []
         losses = []
         for k in range(p.steps):
             if k > 0:
                 embeds = batch.embed()  # the previous graph was freed by backward
             delta.requires_grad_(True)
-            loss = task_loss(batch.forward(embeds + delta), batch.labels)
+            # passes 1..K-1 hand the RNG state back, so the next pass draws the same masks
+            replay = p.dropout_masks == "shared" and k < p.steps - 1
+            with torch.random.fork_rng(devices=cuda, enabled=replay):
+                loss = task_loss(batch.forward(embeds + delta), batch.labels)
             if not is_finite(loss):
                 discard_grads(done)
                 return StepOutput.skip(clean if clean is not None else loss)

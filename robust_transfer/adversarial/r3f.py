@@ -21,6 +21,7 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
+    check_budget,
     check_choice,
     check_nonnegative,
     is_finite,
@@ -45,9 +46,8 @@ class R3F(Regularizer):
         adv_weight: float = 1.0  # lambda, the weight of the symmetric KL (fairseq --r3f-lambda)
 
         def __post_init__(self):
-            check_nonnegative(
-                epsilon=self.epsilon, clean_weight=self.clean_weight, adv_weight=self.adv_weight
-            )
+            check_budget(epsilon=self.epsilon)
+            check_nonnegative(clean_weight=self.clean_weight, adv_weight=self.adv_weight)
             check_choice("noise", self.noise, ("uniform", "normal"))
 
     def _is_clean(self) -> bool:

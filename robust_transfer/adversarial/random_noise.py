@@ -22,8 +22,8 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
+    check_budget,
     check_choice,
-    check_nonnegative,
     combine_weights,
     discard_grads,
     is_finite,
@@ -47,7 +47,7 @@ class RandomNoise(Regularizer):
         adv_weight: float = 1.0  # weight of the noisy task loss in the normalised mix
 
         def __post_init__(self):
-            check_nonnegative(sigma=self.sigma)
+            check_budget(sigma=self.sigma)
             check_choice("noise", self.noise, ("normal", "uniform"))
             combine_weights(self.clean_weight, self.adv_weight)
 

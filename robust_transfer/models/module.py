@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from robust_transfer import keys
 from robust_transfer.adversarial import AdversarialBatch, Regularizer, build_regularizer
+from robust_transfer.adversarial.base import agree
 from robust_transfer.models.head import ClassificationHead
 
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
@@ -68,6 +69,9 @@ class PairClassifier(pl.LightningModule):
         self.eval_splits: list[EvalSplit] = []
         self.test_accuracy = nn.ModuleList()
         self.skipped_steps = 0
+        # SMART's Bregman teacher (an EMA of the weights), built at the first step that needs it;
+        # kept out of the module's children so that it is neither trained, synced by DDP, nor saved
+        self.__dict__["_teacher"] = None
         self.predictions: list[dict] = []
         self.test_results: dict[str, dict[str, float]] = {}
 
@@ -89,15 +93,35 @@ class PairClassifier(pl.LightningModule):
         hidden = self.encoder(**kwargs).last_hidden_state
         return self.head(hidden, batch["attention_mask"])
 
-    def adversarial_batch(self, batch: dict) -> AdversarialBatch:
-        """The batch as a regularizer sees it: embeddings in, logits out, nothing else."""
+    def adversarial_batch(self, batch: dict, regularizer: Regularizer | None = None) -> AdversarialBatch:
+        """The batch as a regularizer sees it: embeddings in, logits out, nothing else (and the
+        momentum teacher's logits when `regularizer.wants_teacher`)."""
         embedding = self.encoder.get_input_embeddings()
+        teacher = None
+        if regularizer is not None and regularizer.wants_teacher:
+            model = self._ensure_teacher(regularizer.teacher_decay)
+            teacher = lambda: model.module.logits(batch)  # noqa: E731
         return AdversarialBatch(
             embed=lambda: embedding(batch["input_ids"]),
             forward=lambda embeds: self.logits(batch, inputs_embeds=embeds),
             mask=batch["attention_mask"],
             labels=batch["labels"],
+            teacher=teacher,
         )
+
+    def _ensure_teacher(self, decay: float) -> torch.optim.swa_utils.AveragedModel:
+        """The momentum teacher theta~ <- decay * theta~ + (1 - decay) * theta (SMART's Bregman
+        term), torch's AveragedModel with an EMA; it starts as a copy of the current weights and
+        runs in eval mode (no dropout: a deterministic target that draws no random numbers).
+        It is not checkpointed: a resumed stage restarts it from the resumed weights."""
+        if self._teacher is None:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            student = _Logits(self.encoder, self.head)
+            teacher = AveragedModel(student, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            teacher.update_parameters(student)  # the first update copies: theta~_0 = theta_0; EMA after
+            self.__dict__["_teacher"] = teacher.eval().requires_grad_(False)
+        return self._teacher
 
     # ------------------------------------------------------------------ training
 
@@ -106,15 +130,21 @@ class PairClassifier(pl.LightningModule):
         optimizer.zero_grad()
         # clean epochs first: a tiny model under attack from the start can stay at chance
         regularizer = self.regularizer if self.current_epoch >= self.adversary_start_epoch else self.clean
-        out = regularizer.step(self.adversarial_batch(batch), self.manual_backward)
-        if not out.skipped and self.gradient_clip_val > 0:
+        out = regularizer.step(self.adversarial_batch(batch, regularizer), self.manual_backward)
+        # One decision for all ranks: the regularizer's own checks are already collective (all
+        # ranks stop at the same check, after the same backward passes); the flag is agreed once
+        # more with the gradients' finiteness, so every rank skips, and counts, the same steps.
+        skip = not agree(not out.skipped and self._gradients_finite(), batch["labels"].device)
+        if not skip and self.gradient_clip_val > 0:
             self.clip_gradients(optimizer, self.gradient_clip_val, gradient_clip_algorithm="norm")
-        if out.skipped or not self._gradients_finite():
+        if skip:
             self.skipped_steps += 1
             optimizer.zero_grad()
         else:
             optimizer.step()
             scheduler.step()
+            if self._teacher is not None and regularizer.wants_teacher:
+                self._teacher.update_parameters(_Logits(self.encoder, self.head))
         size = batch["labels"].shape[0]
         log = {"loss": out.loss, "clean_loss": out.clean_loss, "skipped_steps": float(self.skipped_steps)}
         if out.adv_loss is not None:
@@ -188,6 +218,20 @@ class PairClassifier(pl.LightningModule):
         # before the callbacks' on_test_end, so loggers see `smoothed`, not its copies
         smoothed_accuracy(results, self.predictions)
         self.test_results = results
+
+
+class _Logits(nn.Module):
+    """encoder + head as one module with `logits(batch)`: what the Bregman teacher averages."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        kwargs = {"attention_mask": batch["attention_mask"], "input_ids": batch["input_ids"]}
+        if "token_type_ids" in batch:
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        return self.head(self.encoder(**kwargs).last_hidden_state, batch["attention_mask"])
 
 
 def gather_predictions(rows: list[dict], splits: list[EvalSplit]) -> list[dict]:
