@@ -1,4 +1,8 @@
-"""Small statistics for comparing runs across seeds: confidence intervals and McNemar's test."""
+"""Means over seeds with a confidence interval (Student t, or a percentile bootstrap over seeds).
+
+These describe one configuration across its seeds (groups.csv). They treat the seed as the only
+sampling unit, which is right for a per-seed score such as one run's accuracy; the paired comparison
+of two configurations, where test examples are a second unit, is `stats.bootstrap`'s job."""
 
 from __future__ import annotations
 
@@ -50,29 +54,3 @@ def paired_diff_ci(a: Sequence[float], b: Sequence[float], **kwargs) -> Estimate
     if len(a) != len(b):
         raise ValueError("paired samples must have the same length")
     return mean_ci([x - y for x, y in zip(a, b, strict=True)], **kwargs)
-
-
-@dataclass(frozen=True)
-class McNemar:
-    """Discordant pairs: b = only the first model right, c = only the second; exact p-value."""
-
-    b: int
-    c: int
-    p_value: float
-
-
-def mcnemar(first_correct: Sequence[bool], second_correct: Sequence[bool]) -> McNemar:
-    """McNemar's exact test (two-sided binomial on the discordant pairs)."""
-    f = np.asarray(first_correct, dtype=bool)
-    s = np.asarray(second_correct, dtype=bool)
-    b, c = int((f & ~s).sum()), int((~f & s).sum())
-    return McNemar(b, c, mcnemar_p(b, c))
-
-
-def mcnemar_p(b: int, c: int) -> float:
-    n = b + c
-    if n == 0:
-        return 1.0
-    from scipy import stats
-
-    return float(min(1.0, 2 * stats.binom.cdf(min(b, c), n, 0.5)))
