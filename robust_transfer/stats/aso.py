@@ -19,7 +19,7 @@ the same random draws, vectorized over the iterations:
   `np.vectorize`d quantile function replaced by array indexing (the same indices);
 - bootstrap iteration k (k = 1..B) seeds NumPy's legacy global generator with `seed + k` and draws
   `uniform(0, 1, len(a))` then `uniform(0, 1, len(b))`, exactly as deepsig does; these draws depend
-  only on (seed, B, len(a), len(b)) and are cached;
+  only on (seed, B, len(a), len(b)), so the positions they pick are computed once and cached;
 - the quantile function, the integration grid `arange(dt, 1, dt)`, the violation integral (which
   skips the first grid point, as deepsig does), the 0.5 fallback when the Wasserstein distance is 0,
   sigma and the Bonferroni-adjusted confidence level (`num_comparisons`) are deepsig's.
@@ -40,32 +40,39 @@ from scipy.stats import norm
 THRESHOLD = 0.2  # deepsig's recommendation: claim "A better than B" only when epsilon_min < 0.2
 
 
-@lru_cache(maxsize=8)
-def _uniform_draws(seed: int, iterations: int, n_a: int, n_b: int) -> tuple[np.ndarray, np.ndarray]:
-    """deepsig's per-iteration draws: np.random.seed(seed + k); uniform(n_a); uniform(n_b)."""
-    ua, ub = np.empty((iterations, n_a)), np.empty((iterations, n_b))
-    for k in range(iterations):
-        rs = np.random.RandomState(seed + k + 1)  # the legacy generator np.random.seed() seeds
-        ua[k] = rs.uniform(0, 1, n_a)
-        ub[k] = rs.uniform(0, 1, n_b)
-    ua.flags.writeable = ub.flags.writeable = False
-    return ua, ub
-
-
 def _quantile_index(p: np.ndarray, n: int) -> np.ndarray:
     """deepsig's empirical quantile function: sorted[clip(ceil(n p) - 1, 0, n - 1)]."""
     return np.clip(np.ceil(n * p).astype(int) - 1, 0, n - 1)
 
 
-def _violation_ratios(samples_a: np.ndarray, samples_b: np.ndarray, dt: float) -> np.ndarray:
-    """compute_violation_ratio for each row of samples_a / samples_b (deepsig's eq. 4-5)."""
+@lru_cache(maxsize=8)
+def _bootstrap_positions(seed: int, iterations: int, n_a: int, n_b: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per bootstrap iteration, which element of sorted(a) (of sorted(b)) deepsig's quantile
+    function of the resampled scores returns at each grid point t.
+
+    Iteration k draws deepsig's numbers: np.random.seed(seed + k), uniform(n_a), uniform(n_b). The
+    resample is sorted(a)[idx]; sorting a resample of a sorted array is sorting its indices, so
+    the quantiles of the resample at the grid are sorted(a)[sort(idx)[grid index]], fixed by
+    (seed, iterations, n_a, n_b, dt) alone and shared by every call with those.
+    """
+    ia, ib = np.empty((iterations, n_a), dtype=int), np.empty((iterations, n_b), dtype=int)
+    for k in range(iterations):
+        rs = np.random.RandomState(seed + k + 1)  # the legacy generator np.random.seed() seeds
+        ia[k] = _quantile_index(rs.uniform(0, 1, n_a), n_a)
+        ib[k] = _quantile_index(rs.uniform(0, 1, n_b), n_b)
     t = np.arange(dt, 1, dt)
-    f = np.sort(samples_a, axis=1)[:, _quantile_index(t, samples_a.shape[1])]
-    g = np.sort(samples_b, axis=1)[:, _quantile_index(t, samples_b.shape[1])]
+    pa = np.sort(ia, axis=1)[:, _quantile_index(t, n_a)]
+    pb = np.sort(ib, axis=1)[:, _quantile_index(t, n_b)]
+    pa.flags.writeable = pb.flags.writeable = False
+    return pa, pb
+
+
+def _violation_ratios(f: np.ndarray, g: np.ndarray, dt: float) -> np.ndarray:
+    """compute_violation_ratio (deepsig's eq. 4-5) per row, from the two quantile functions on the grid."""
     diff = g - f
     wasserstein = np.sum(diff**2 * dt, axis=1)
     diff = np.where(f >= g, 0.0, diff)
-    violation = np.sum(diff[:, 1:] ** 2 * dt, axis=1)
+    violation = np.sum(diff[:, 1:] ** 2 * dt, axis=1)  # deepsig leaves the first grid point out
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(wasserstein == 0, 0.5, violation / wasserstein)
 
@@ -90,9 +97,11 @@ def aso(scores_a: Sequence[float], scores_b: Sequence[float], *, confidence_leve
         raise ValueError("num_comparisons and num_bootstrap_iterations must be >= 1")
     if num_comparisons > 1:
         confidence_level += (1 - confidence_level) / num_comparisons
-    observed = float(_violation_ratios(a[None, :], b[None, :], dt)[0])
-    ua, ub = _uniform_draws(int(seed), num_bootstrap_iterations, a.size, b.size)
-    samples = _violation_ratios(np.sort(a)[_quantile_index(ua, a.size)], np.sort(b)[_quantile_index(ub, b.size)], dt)
+    sa, sb = np.sort(a), np.sort(b)
+    t = np.arange(dt, 1, dt)
+    observed = float(_violation_ratios(sa[None, _quantile_index(t, a.size)], sb[None, _quantile_index(t, b.size)], dt)[0])
+    pa, pb = _bootstrap_positions(int(seed), num_bootstrap_iterations, a.size, b.size, dt)
+    samples = _violation_ratios(sa[pa], sb[pb], dt)
     const = np.sqrt(a.size * b.size / (a.size + b.size))
     sigma = np.std(const * (samples - observed))
     return float(np.clip(observed - (1 / const) * sigma * norm.ppf(1 - confidence_level), 0, 1))
