@@ -16,7 +16,9 @@ The comparison reports, per metric and language (and `avg`, the mean over langua
 - the mean paired difference (group minus baseline) over the common seeds;
 - its 95% CI and two-sided p-value from a two-level paired bootstrap that resamples seeds and test
   examples (predictions.csv of both runs, aligned on example id; `stats.bootstrap`);
-- the p-value Holm-corrected over every comparison and language of the same metric (`stats.multiple`);
+- the paired t-test over seeds (its CI and p), the small-sample reference for the seed level;
+- p = the larger of the two p-values (intersection-union: both must reject), Holm-corrected over
+  every comparison and language of the same metric (`stats.multiple`);
 - ASO's epsilon_min (deepsig; Dror et al. 2019) over the per-seed scores, both ways (`stats.aso`);
 - a verdict in words (`stats.verdict`): "reduces degradation", "increases degradation", "raises
   accuracy", "lowers accuracy" or "no evidence either way";
@@ -42,7 +44,17 @@ from pathlib import Path
 import numpy as np
 
 from robust_transfer.naming import comparable_config, config_group, flatten
-from robust_transfer.stats import ASO_THRESHOLD, McNemar, aso, holm, mcnemar, mean_ci
+from robust_transfer.stats import (
+    ASO_THRESHOLD,
+    McNemar,
+    aso,
+    holm,
+    intersection_union,
+    mcnemar,
+    mean_ci,
+    paired_diff_ci,
+    paired_t_p,
+)
 from robust_transfer.stats.bootstrap import RESAMPLES, BootstrapResult, two_level_bootstrap
 from robust_transfer.stats.verdict import ALPHA, verdict
 
@@ -258,13 +270,16 @@ def paired_table(groups: list[Group], base_of: dict[str, Group | None], *, resam
             metric, lang = key
             mine_v, theirs_v = [x[key] for x in a], [x[key] for x in b]
             r = boot.get(key)
+            seed_ci, p_seeds = paired_diff_ci(mine_v, theirs_v), paired_t_p(mine_v, theirs_v)
             tests = mcnemar_by_cell.get((metric.split("/", 1)[1], lang)) if metric.startswith("accuracy/") else None
             row = dict(
                 group=g.id, label=g.label, baseline=base.id, baseline_label=base.label, metric=metric, lang=lang,
                 seeds=" ".join(map(str, seeds)), n=len(seeds), examples=paired.examples if r else 0,
                 diff=sum(mine_v) / len(seeds) - sum(theirs_v) / len(seeds),
                 ci_low=r.low if r else math.nan, ci_high=r.high if r else math.nan,
-                p=r.p_value if r else math.nan, p_holm=math.nan, holm_m=0,
+                seed_ci_low=seed_ci.low, seed_ci_high=seed_ci.high,
+                p_boot=r.p_value if r else math.nan, p_seeds=p_seeds,
+                p=intersection_union(r.p_value, p_seeds) if r else math.nan, p_holm=math.nan, holm_m=0,
                 aso_eps_min=math.nan, aso_eps_min_reverse=math.nan,
                 mcnemar_b=" ".join(str(m.b) for m in tests) if tests else "",
                 mcnemar_c=" ".join(str(m.c) for m in tests) if tests else "",
@@ -435,8 +450,9 @@ def markdown(groups: list[Group], grows: list[dict], prows: list[dict], base_of:
         f"Baseline: the configuration with {base_text}, otherwise equal; same seeds. Difference = "
         "configuration minus baseline, the mean over the common seeds. **CI**: 95% two-level paired bootstrap "
         f"(seeds and test examples resampled, the same examples for both configurations; {stats['resamples']} "
-        "resamples). **p (Holm)**: its two-sided p-value, Holm-corrected over the comparisons and languages of "
-        "the same metric (m, the family size, below each heading). **ASO ε**: deepsig's epsilon_min over the "
+        "resamples). **p (Holm)**: the larger of the bootstrap's two-sided p and the paired t-test's over seeds "
+        "(both must reject: with few seeds the bootstrap alone is too bold), Holm-corrected over the comparisons "
+        "and languages of the same metric (m, the family size, below each heading). **ASO ε**: deepsig's epsilon_min over the "
         "per-seed scores that the configuration is better (higher accuracy, lower degradation) and, after the "
         f"slash, that the baseline is; < {ASO_THRESHOLD} counts. A verdict other than \"no evidence either way\" "
         f"needs Holm p < {ALPHA}, the CI on that side of zero and ASO ε < {ASO_THRESHOLD} that way. "
@@ -602,7 +618,7 @@ def aggregate(paths: list[str | Path], output: str | Path = "aggregate", *, base
     prows, mrows = paired_table(groups, base_of, resamples=resamples, seed=seed, aso_engine=aso_engine)
     stats = {
         "paired_ci": "two-level paired bootstrap over seeds and test examples (percentile, 95%)",
-        "p_value": "two-level bootstrap, two-sided, Holm-corrected within each metric",
+        "p_value": "max(two-level bootstrap p, paired t over seeds p), two-sided, Holm-corrected within each metric",
         "resamples": resamples,
         "seed": seed,
         "alpha": ALPHA,

@@ -1,4 +1,4 @@
-"""Holm-Bonferroni correction for the number of comparisons an aggregate makes (statsmodels).
+"""Combining tests: Holm-Bonferroni over the comparisons an aggregate makes, and intersection-union.
 
 Holm (1979), "A simple sequentially rejective multiple test procedure": controls the family-wise
 error rate under any dependence between the tests, which matters here because a language's test
@@ -29,3 +29,17 @@ def holm(p_values: Sequence[float | None]) -> list[float]:
         finally:
             gc.unfreeze()
     return [float(v) for v in out]
+
+
+def intersection_union(*p_values: float) -> float:
+    """The p-value of "every one of these tests rejects": the largest (Berger 1982, "Multiparameter
+    hypothesis testing and acceptance sampling", Technometrics 24; Berger & Hsu 1996).
+
+    An aggregate claims a difference only when both the two-level bootstrap (which sees the test
+    examples, and their effect shared across seeds) and the paired t-test over seeds (the
+    small-sample reference for the seed level) reject; the intersection-union test is level alpha
+    when each test is, with no correction. nan when any is nan (untested).
+    """
+    if any(p is None or math.isnan(p) for p in p_values):
+        return math.nan
+    return float(max(p_values))

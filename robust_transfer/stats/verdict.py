@@ -1,8 +1,11 @@
 """One comparison's reading in plain words, from the two-level bootstrap, Holm and ASO.
 
 A claim ("reduces degradation", "raises accuracy", ...) needs all three of:
-- the Holm-corrected two-level bootstrap p-value below `ALPHA` (examples and seeds as units,
-  corrected for every comparison of the same metric in the aggregate: Holm 1979);
+- the Holm-corrected p-value below `ALPHA`, where p is the larger of the two-level bootstrap's
+  (examples and seeds as units) and the paired t-test's over seeds (the small-sample reference for
+  the seed level): an intersection-union test, corrected for every comparison of the same metric
+  in the aggregate (Holm 1979). tests/test_stats.py shows why both: with three seeds either alone
+  rejects a true null 13% of the time in one regime or the other, both together at most 4%;
 - the two-level 95% CI on the claimed side of zero (so the interval and the test never disagree);
 - ASO's epsilon_min for "better in the claimed direction" below 0.2, deepsig's recommended threshold
   (Ulmer et al. 2022), with deepsig's Bonferroni adjustment for the same number of comparisons: with
