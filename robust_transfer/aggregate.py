@@ -238,9 +238,10 @@ def paired_table(groups: list[Group], base_of: dict[str, Group | None], *, resam
     """(paired rows, per-seed McNemar rows): every comparison of a group with its baseline.
 
     Per comparison, on the seeds both have: the mean difference of each metric (results.json), the
-    two-level bootstrap over seeds and test examples (CI, p), Holm-corrected p within the metric's
-    family, ASO's epsilon_min both ways, and the verdict (`stats.verdict`); per seed, split and
-    language, McNemar's exact test on that seed's paired predictions.
+    two-level bootstrap over seeds and test examples (CI, p_boot), the paired t-test over seeds (CI,
+    p_seeds), p = max(p_boot, p_seeds) Holm-corrected within the metric's family, ASO's epsilon_min
+    both ways, and the verdict (`stats.verdict`); per seed, split and language, McNemar's exact test
+    on that seed's paired predictions.
     """
     rows: list[dict] = []
     mcnemar_rows: list[dict] = []
@@ -257,6 +258,7 @@ def paired_table(groups: list[Group], base_of: dict[str, Group | None], *, resam
         b = [metric_values(theirs[s]) for s in seeds]
         paired = PairedExamples.build([mine[s] for s in seeds], [theirs[s] for s in seeds]) if len(seeds) > 1 else None
         boot = paired.bootstrap(resamples=resamples, seed=seed) if paired else {}
+        examples = paired.examples if paired else 0
         mcnemar_by_cell = paired.mcnemar(seeds) if paired else {}
         for (split, lang), tests in mcnemar_by_cell.items():
             mcnemar_rows += [
@@ -274,7 +276,7 @@ def paired_table(groups: list[Group], base_of: dict[str, Group | None], *, resam
             tests = mcnemar_by_cell.get((metric.split("/", 1)[1], lang)) if metric.startswith("accuracy/") else None
             row = dict(
                 group=g.id, label=g.label, baseline=base.id, baseline_label=base.label, metric=metric, lang=lang,
-                seeds=" ".join(map(str, seeds)), n=len(seeds), examples=paired.examples if r else 0,
+                seeds=" ".join(map(str, seeds)), n=len(seeds), examples=examples if r else 0,
                 diff=sum(mine_v) / len(seeds) - sum(theirs_v) / len(seeds),
                 ci_low=r.low if r else math.nan, ci_high=r.high if r else math.nan,
                 seed_ci_low=seed_ci.low, seed_ci_high=seed_ci.high,
