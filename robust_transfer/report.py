@@ -140,6 +140,7 @@ def write_report(path: Path, results: dict, plots: list[Path]) -> None:
         format_table(results),
         "```",
         "",
+        *_warnings_section(results),
         *_stats_section(results),
         *_generalized_section(results),
         *[f"![{p.stem}](plots/{p.name})" for p in plots],
@@ -184,9 +185,14 @@ def _stats_section(results: dict) -> list[str]:
             for lang in _languages(results)
         ]
         lines.append(f"| {split} | " + " | ".join(cells) + " |")
-    lines.append("")
-    lines += [f"> Warning: {w}" for w in results.get("warnings", [])]
     return [*lines, ""]
+
+
+def _warnings_section(results: dict) -> list[str]:
+    """Every warning of the run (perturbations that barely changed a language, stages that
+    skipped most steps, one-class predictions), whichever splits were evaluated."""
+    warnings = results.get("warnings") or []
+    return [*(f"> Warning: {w}" for w in warnings), ""] if warnings else []
 
 
 def write_plots(plot_dir: Path, results: dict) -> list[Path]:

@@ -112,3 +112,15 @@ def test_smart_bregman_teacher_is_an_ema_kept_by_the_module_and_trains(cache_dir
                            "target.adversary=smart", "target.adversary.bregman_mu=1.0"]))
     assert results["stages"][0]["adversary"]["bregman_mu"] == 1.0
     assert results["stages"][0]["skipped_steps"] == 0 and results["stages"][0]["steps"] == 256 // 32
+
+
+def test_report_md_shows_the_warnings_when_no_text_perturbation_was_evaluated(tmp_path):
+    """Training and one-class warnings reach report.md even without perturbation statistics."""
+    from robust_transfer.report import build_results, write_report
+
+    stage = {"name": "target", "task": "pawsx", "adversary": {"name": "none"}, "steps": 16,
+             "train_examples": 64, "skipped_steps": 14}
+    results = build_results({"clean": {"en": 0.5, "de": 0.5}}, stages=[stage], config={},
+                            warnings=["stage target skipped 14 of 16 steps"])
+    write_report(tmp_path / "report.md", results, [])
+    assert "> Warning: stage target skipped 14 of 16 steps" in (tmp_path / "report.md").read_text()
