@@ -91,7 +91,9 @@ def log_summary(run, results: dict) -> None:
 
 
 class _AppendingWriter(ExperimentWriter):
-    """Lightning's CSV writer, keeping an existing metrics.csv and its columns."""
+    """Lightning's CSV writer, keeping an existing metrics.csv and its columns (Lightning's
+    deletes the file when the directory is not empty; a fresh run has none: the pipeline refuses
+    a directory holding metrics.csv without resume=true)."""
 
     def _check_log_dir_exists(self) -> None:
         if self._fs.isfile(self.metrics_file_path):
@@ -100,19 +102,17 @@ class _AppendingWriter(ExperimentWriter):
 
 
 class RunCSVLogger(CSVLogger):
-    """`metrics.csv` in the run directory; with `keep=True` (resume) new rows are appended."""
+    """`metrics.csv` in the run directory; a resumed run appends to it."""
 
-    def __init__(self, save_dir: str, keep: bool = False):
+    def __init__(self, save_dir: str):
         super().__init__(save_dir=save_dir, name="", version="")
-        self.keep = keep
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
         if self._experiment is None:
             os.makedirs(self.root_dir, exist_ok=True)
-            writer = _AppendingWriter if self.keep else ExperimentWriter
-            self._experiment = writer(log_dir=self.log_dir)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
         return self._experiment
 
 
@@ -137,7 +137,7 @@ def trim_metrics(path: Path, keep: Callable[[dict[str, str]], bool]) -> tuple[in
 def make_loggers(cfg: DictConfig, out_dir: Path, wandb_run=None) -> list[Logger]:
     loggers: list[Logger] = []
     if cfg.logger.csv:
-        loggers.append(RunCSVLogger(save_dir=str(out_dir), keep=bool(cfg.resume)))
+        loggers.append(RunCSVLogger(save_dir=str(out_dir)))
     if wandb_run is not None:
         loggers.append(WandbLogger(experiment=wandb_run))
     return loggers
