@@ -447,3 +447,47 @@ def test_a_damaged_perturbed_split_cache_is_rebuilt(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert perturb_split(ds, perturbation, "en", tmp_path).to_list() == first
     assert "does not match its checksum: deleting it and building it again" in caplog.text
+
+
+# ---------------------------------------------------------------- the sweep controller
+
+SPAWNER = """
+import os, subprocess, sys, time
+args = dict(a.split("=", 1) for a in sys.argv[1:])
+worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])  # a DDP rank, say
+with open(os.environ["SPAWN_LOG"], "a") as f:
+    f.write(f"{os.getpid()} {worker.pid}\\n")
+time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")  # a zombie is dead, only not yet reaped
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and /proc: Linux")
+def test_a_killed_sweep_controller_takes_its_runs_and_their_children_with_it(tmp_path):
+    import yaml
+
+    program, log = tmp_path / "spawner.py", tmp_path / "pids"
+    program.write_text(SPAWNER)
+    sweep = {"method": "grid", "program": str(program), "parameters": {"x": {"values": [1, 2]}},
+             "command": ["${env}", "${interpreter}", "${program}", "${args_no_hyphens}"]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    cmd = [sys.executable, "-m", "robust_transfer.sweep", str(tmp_path / "sweep.yaml"), "--output-root",
+           str(tmp_path / "out"), "--local", "--no-progress", "--parallel", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "SPAWN_LOG": str(log)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while not (log.exists() and log.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)
+    pids = [int(p) for p in log.read_text().split()]
+    assert pids and all(_alive(p) for p in pids)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=90) == 143
+    time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)], "a run or its child outlived the controller"
