@@ -228,7 +228,12 @@ def test_a_damaged_checkpoint_is_reported_with_the_way_out(capsys, reference, tm
     path.rename(f"{path}.damaged")
     code, err, _ = _fit(capsys, [*args, f"output_dir={run}", "resume=true"])
     assert code == 0, err[-3000:]
-    assert json.loads((run / "results.json").read_text())["accuracy"] == json.loads((out / "results.json").read_text())["accuracy"]
+    resumed, expected = (json.loads((d / "results.json").read_text()) for d in (run, out))
+    assert resumed["accuracy"] == expected["accuracy"]
+    # the record of a stage loaded from its checkpoint is the one it wrote (was: skipped_steps null)
+    keys = ("steps", "skipped_steps", "val_accuracy", "train_examples")
+    assert [{k: s[k] for k in keys} for s in resumed["stages"]] == [{k: s[k] for k in keys} for s in expected["stages"]]
+    assert resumed["stages"][0]["skipped_steps"] == 0
 
 
 # ---------------------------------------------------------------- signals, locks, resume history
