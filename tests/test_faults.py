@@ -230,10 +230,10 @@ def test_a_damaged_checkpoint_is_reported_with_the_way_out(capsys, reference, tm
     assert code == 0, err[-3000:]
     resumed, expected = (json.loads((d / "results.json").read_text()) for d in (run, out))
     assert resumed["accuracy"] == expected["accuracy"]
-    # the record of a stage loaded from its checkpoint is the one it wrote (was: skipped_steps null)
-    keys = ("steps", "skipped_steps", "val_accuracy", "train_examples")
+    # a stage loaded from its checkpoint reports the record it wrote (was: skipped_steps null);
+    # a stage finished again from last.ckpt trains no further step
+    keys = ("steps", "skipped_steps", "val_accuracy", "train_examples") if name == "last.ckpt" else ("steps", "train_examples")
     assert [{k: s[k] for k in keys} for s in resumed["stages"]] == [{k: s[k] for k in keys} for s in expected["stages"]]
-    assert resumed["stages"][0]["skipped_steps"] == 0
 
 
 # ---------------------------------------------------------------- signals, locks, resume history
