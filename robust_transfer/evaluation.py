@@ -12,8 +12,7 @@ from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
 
 from robust_transfer.data.generalized import build_generalized
-from robust_transfer.data.perturbations import build_perturbation
-from robust_transfer.data.perturbed import perturb_split, split_stats
+from robust_transfer.data.perturbed import perturb_split, seeded_perturbation, split_stats
 from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
 from robust_transfer.models.module import EvalSplit
@@ -92,7 +91,7 @@ def build_eval_splits(
                 splits.append(EvalSplit(name, lang, {"family": family, "params": params}))
                 data[f"{name}/{lang}"] = ds
                 continue
-            perturbation = build_perturbation(family, {"seed": cfg.data.seed, **params})
+            perturbation = seeded_perturbation(family, params, cfg.data.seed)
             if not perturbation.supports(lang):
                 continue
             perturbed = perturb_split(ds, perturbation, lang, cache)
@@ -103,7 +102,7 @@ def build_eval_splits(
         params = OmegaConf.to_container(cfg.eval.smoothing)
         family, copies = params.pop("family"), params.pop("copies", 1)
         for k in range(copies):
-            perturbation = build_perturbation(family, {**params, "seed": cfg.data.seed + 1000 + k})
+            perturbation = seeded_perturbation(family, params, cfg.data.seed + 1000 + k)
             for lang, ds in clean.items():
                 if perturbation.supports(lang):
                     splits.append(EvalSplit(f"{SMOOTHED}#{k}", lang))

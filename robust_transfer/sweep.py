@@ -62,6 +62,8 @@ ENV_VAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")
 RESULTS = "results.json"
 RUN_INFO = "sweep_run.json"
 RUN_LOG = "sweep.log"
+FIT_RECORD = "run.json"  # pipeline.RUN_FILE: written once a fit has passed its checks
+STOP_GRACE = 60.0  # seconds a stopped run has to save its checkpoint before it is killed
 
 
 class SweepError(ValueError):
@@ -345,6 +347,14 @@ class RunSpec:
     command: list[str] = field(default_factory=list)
 
 
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    """Send `signum` to the run's whole process group (it leads one: start_new_session)."""
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _die_with_parent() -> None:  # children never outlive a killed controller (Linux)
     try:
         import ctypes
@@ -397,7 +407,7 @@ class LocalSweep:
         run.dir.mkdir(parents=True, exist_ok=True)
         extra: dict[str, Any] = {"output_dir": str(run.dir)}
         ckpts = run.dir / "checkpoints"
-        if ckpts.is_dir() and any(ckpts.iterdir()):
+        if (run.dir / FIT_RECORD).exists() or (ckpts.is_dir() and any(ckpts.iterdir())):
             extra["resume"] = "true"  # a run killed midway continues from its last checkpoint
         run.command = build_command(self.sweep, run.params, extra)
         (run.dir / RUN_INFO).write_text(json.dumps({"params": run.params, "command": run.command}, indent=2, default=str))
@@ -405,8 +415,12 @@ class LocalSweep:
         log.write(f"$ {shlex.join(run.command)}\n")
         log.flush()
         run.started = time.perf_counter()  # type: ignore[attr-defined]
+        # each run leads its own process group (its DDP workers, data workers join it), so the
+        # controller stops the whole group; a SIGKILLed controller's runs get SIGTERM (Linux)
         kwargs = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
-        return subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, **kwargs)
+        return subprocess.Popen(
+            run.command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True, **kwargs
+        )
 
     def _finish(self, run: RunSpec, proc: subprocess.Popen) -> None:
         run.returncode = proc.returncode
@@ -446,10 +460,16 @@ class LocalSweep:
         # the first run goes alone, so caches every run shares (the tiny encoder) are built once
         warm = not any(r.status in ("skipped", "finished") for r in self.runs)
 
-        def stop(signum, frame):  # forward Ctrl-C / kill to the runs, then leave
+        def stop(signum, frame):  # forward Ctrl-C / kill to the runs, then end their groups
             for proc in active:
-                proc.terminate()
+                proc.send_signal(signum)  # the fit saves a resumable checkpoint, exits 128 + signum
+            deadline = time.monotonic() + STOP_GRACE
             for proc in active:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+                _signal_group(proc, signal.SIGKILL)  # whatever it started (DDP ranks, workers) or itself
                 proc.wait()
             raise SystemExit(128 + signum)
 

@@ -24,26 +24,35 @@ class EpochSampler(Sampler[int]):
     Lightning calls `set_epoch` at the start of every epoch. With `lengths`, indices are
     shuffled, cut into mega-batches of 50 batches, and sorted by length inside each, which
     keeps padding low while the order stays random (as transformers' LengthGroupedSampler).
+    `skip` drops the first indices of every iteration of the current epoch, until `set_epoch`
+    moves on: a run resumed from a mid-epoch checkpoint (callbacks.interrupt.MidEpochResume) then
+    sees exactly the batches an uninterrupted run sees.
     """
 
     def __init__(self, size: int, seed: int, lengths: list[int] | None = None, batch_size: int = 32):
         self.size, self.seed, self.lengths, self.batch_size = size, seed, lengths, batch_size
         self.epoch = 0
+        self.skip = 0
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.skip = 0
         self.epoch = epoch
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self) -> Iterator[int]:
+        return iter(self._order()[self.skip :])
+
+    def _order(self) -> list[int]:
         order = list(range(self.size))
         random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
         if self.lengths is None:
-            return iter(order)
+            return order
         mega = self.batch_size * 50
         chunks = [order[i : i + mega] for i in range(0, self.size, mega)]
-        return iter(i for chunk in chunks for i in longest_first(chunk, self.lengths))
+        return [i for chunk in chunks for i in longest_first(chunk, self.lengths)]
 
 
 def tokenize(dataset: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int) -> Dataset:

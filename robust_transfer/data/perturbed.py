@@ -1,11 +1,22 @@
-"""Perturbed copies of a split, built once with `datasets.map` and cached by fingerprint."""
+"""Perturbed copies of a split, built once with `datasets.map` and cached by fingerprint.
+
+Each cache file has a SHA-256 beside it (`<file>.sha256`, written after `datasets` has written
+the file). A cache file whose checksum is missing or wrong (truncated, overwritten, zeroed) is
+deleted and rebuilt with a warning, instead of crashing the run or being read silently.
+`datasets` has no such check of its own: `load_from_cache_file` trusts any Arrow file by name.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
+from filelock import FileLock
 
 from robust_transfer.data.perturbations import Perturbation, build_perturbation, perturbation_stats
 
@@ -13,6 +24,52 @@ from robust_transfer.data.perturbations import Perturbation, build_perturbation,
 CACHE_VERSION = 1
 # a family that changes fewer pairs than this in a language gets a warning in the report
 LOW_CHANGE = 0.05
+log = logging.getLogger(__name__)
+
+
+def seeded_perturbation(family: str, params: dict[str, Any], seed: int) -> Perturbation:
+    """`build_perturbation` with the run's seed: one family gets `seed` among its parameters; a
+    combined family (`char_noise+punctuation`) gives it to each part, whose own parameters are
+    keyed by the part's name (`{char_noise: {rate: 0.2}}`), as `build_perturbation` expects.
+    A seed the user gave wins."""
+    if "+" not in family:
+        return build_perturbation(family, {"seed": seed, **params})
+    parts = [p.strip() for p in family.split("+")]
+    unknown = [k for k in params if k not in parts]
+    if unknown:  # build_perturbation words the error; the seed must not be what it complains about
+        return build_perturbation(family, params)
+    return build_perturbation(family, {p: {"seed": seed, **(params.get(p) or {})} for p in parts})
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verified(cache_file: Path) -> bool:
+    """Whether an existing cache file matches the checksum written when it was built; a damaged
+    or unverifiable one is deleted (with its checksum) so that it is rebuilt."""
+    sums = Path(f"{cache_file}.sha256")
+    if not cache_file.exists():
+        sums.unlink(missing_ok=True)
+        return False
+    expected = sums.read_text().strip() if sums.exists() else None
+    if expected is not None and file_sha256(cache_file) == expected:
+        return True
+    reason = "has no checksum (an interrupted build?)" if expected is None else "does not match its checksum"
+    log.warning("perturbed-split cache %s %s: deleting it and building it again", cache_file, reason)
+    cache_file.unlink(missing_ok=True)
+    sums.unlink(missing_ok=True)
+    return False
+
+
+def _write_checksum(cache_file: Path) -> None:
+    tmp = Path(f"{cache_file}.sha256.tmp")
+    tmp.write_text(file_sha256(cache_file) + "\n")
+    os.replace(tmp, f"{cache_file}.sha256")
 
 
 def perturbed_fingerprint(ds: Dataset, perturbation: Perturbation, lang: str) -> str:
@@ -23,15 +80,25 @@ def perturbed_fingerprint(ds: Dataset, perturbation: Perturbation, lang: str) ->
 def perturb_split(ds: Dataset, perturbation: Perturbation, lang: str, cache_dir: Path | None) -> Dataset:
     """`ds` with `perturbation` applied; a second call with the same inputs reads the cache."""
     fingerprint = perturbed_fingerprint(ds, perturbation, lang)
-    cache_file = None
-    if cache_dir is not None:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        cache_file = str(cache_dir / f"{perturbation.name}-{lang}-{fingerprint}.arrow")
+    if cache_dir is None:
+        return _apply(ds, perturbation, lang, fingerprint, None)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_file = cache_dir / f"{perturbation.name}-{lang}-{fingerprint}.arrow"
+    # runs sharing a cache (a parallel sweep) verify and build one file at a time
+    with FileLock(f"{cache_file}.lock"):
+        fresh = not _verified(cache_file)
+        out = _apply(ds, perturbation, lang, fingerprint, cache_file)
+        if fresh and cache_file.exists():
+            _write_checksum(cache_file)
+    return out
+
+
+def _apply(ds: Dataset, perturbation: Perturbation, lang: str, fingerprint: str, cache_file: Path | None) -> Dataset:
     return ds.map(
         perturbation.apply_batch,
         batched=True,
         fn_kwargs={"lang": lang},
-        cache_file_name=cache_file,
+        cache_file_name=None if cache_file is None else str(cache_file),
         load_from_cache_file=True,
         new_fingerprint=fingerprint,
         desc=f"{perturbation.name}/{lang}",
@@ -44,7 +111,7 @@ def augment_split(ds: Dataset, augment: dict, lang: str, seed: int, cache_dir: P
     family, copies = params.pop("family"), params.pop("copies", 1)
     parts = [ds]
     for k in range(copies):
-        perturbation = build_perturbation(family, {**params, "seed": seed + k + 1})
+        perturbation = seeded_perturbation(family, params, seed + k + 1)
         parts.append(perturb_split(ds, perturbation, lang, cache_dir))
     return concatenate_datasets(parts)
 

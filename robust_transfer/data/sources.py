@@ -15,8 +15,12 @@ Local layouts (see `README.md`, "Real models and data"):
 - original: `{lang}/train.tsv` (en) or `{lang}/translated_train.tsv`, `{lang}/dev_2k.tsv`,
   `{lang}/test_2k.tsv`, header `id sentence1 sentence2 label`; `id` is the file's column.
 
-Rows labelled -1 (unlabelled) are dropped and counted. A malformed line raises a `DataError`
-naming the file and line number, or with `on_bad_line="skip"` is skipped and counted.
+Rows labelled -1 (unlabelled) are dropped and counted. A malformed line (wrong field count, bad
+label, non-integer or repeated id) raises a `DataError` naming the file and line number, or with
+`on_bad_line="skip"` is skipped and counted. Bytes that are not UTF-8 are an error naming the file,
+line and column, and a selection that keeps no row (an empty file, a slice past the end, only
+unlabelled rows) is an error that says what the file holds: nothing is ever trained or scored on
+zero rows.
 """
 
 from __future__ import annotations
@@ -98,7 +102,20 @@ Row = dict
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise DataError(f"Data file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise DataError(f"Cannot read {path}: {err.strerror}. Check the file's permissions.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line_start = raw.rfind(b"\n", 0, err.start) + 1
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(
+            f"{path}, line {line}, column {err.start - line_start + 1}: byte 0x{raw[err.start]:02x} is not "
+            "valid UTF-8 (the file is in another encoding, e.g. Latin-1, or damaged). Data files must be "
+            f"UTF-8: convert it, e.g. iconv -f latin1 -t utf-8 {path} > fixed.tsv."
+        ) from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -138,6 +155,7 @@ def read_tsv(
     ranges = slice_ranges(spec, len(lines)) if spec else [(0, len(lines))]
     stats = ReadStats(path=str(path))
     rows: list[Row] = []
+    seen: dict[int, int] = {}  # id -> the line that first held it
     for start, stop in ranges:
         for index in range(start, stop):
             fields = lines[index].split("\t")
@@ -145,6 +163,9 @@ def read_tsv(
                 if len(fields) != num_fields:
                     raise ValueError(f"expected {num_fields} tab-separated fields, found {len(fields)}")
                 row = parse([fields[i] for i in order], index)
+                if row["id"] in seen:  # predictions pair up across languages and seeds by id
+                    raise ValueError(f"id {row['id']} repeats line {seen[row['id']]}; ids must be unique")
+                seen[row["id"]] = index + first
             except ValueError as err:
                 if on_bad_line != "skip":
                     raise DataError(
@@ -159,6 +180,15 @@ def read_tsv(
             rows.append(row)
     stats.rows = len(rows)
     stats.log()
+    if not rows:
+        selected = sum(stop - start for start, stop in ranges)
+        what = f"the selection '{spec}' ({selected} of {len(lines)} data lines)" if spec else f"its {len(lines)} data lines"
+        dropped = f"; {stats.unlabelled} unlabelled (label -1)" if stats.unlabelled else ""
+        skipped = f"; {len(stats.bad_lines)} malformed lines skipped" if stats.bad_lines else ""
+        raise DataError(
+            f"{path}: no labelled row in {what}{dropped}{skipped}. Fix the file or choose a split "
+            "that selects labelled lines (a slice inside the file's length)."
+        )
     return rows, stats
 
 

@@ -9,6 +9,13 @@ other sentence of the pair: it learns to align roles across sentences and langua
 what XLM-R's multilingual pretraining provides for the real task. The result is saved with
 ``save_pretrained`` into ``cache_root/<fingerprint>/`` so ``AutoTokenizer.from_pretrained`` and
 ``AutoModel.from_pretrained`` load it.
+
+Cache integrity: ``build_info.json`` lists the SHA-256 of every file the build wrote. A cached
+directory is verified before use; a missing, truncated or altered file (a half-copied weights
+file, deleted tokenizer files) makes it rebuild with a warning, since the build is deterministic.
+A cache written before checksums existed is hashed once and trusted from then on. A build
+happens in a hidden ``.<fingerprint>.*`` directory holding the builder's pid; one left behind by
+a killed build (SIGKILL runs no cleanup) is removed by the next build once its process is gone.
 """
 
 from __future__ import annotations
@@ -223,14 +230,85 @@ def _pretrain(model, tokenizer, spec: TinyEncoderSpec, log_every: int = 500) -> 
     return {"final_loss": sum(losses[-100:]) / max(1, len(losses[-100:]))}
 
 
+CHECKSUMS = "files"  # build_info.json key: {file name: sha256}
+OWNER = ".owner-pid"  # inside a partial build directory: the pid of the building process
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    return {
+        p.name: _sha256(p) for p in sorted(directory.iterdir())
+        if p.is_file() and p.name not in ("build_info.json", OWNER)
+    }
+
+
+def verify_cache(target: Path) -> str | None:
+    """None when the cached build at ``target`` is intact, else what is wrong with it."""
+    try:
+        info = json.loads((target / "build_info.json").read_text())
+    except (OSError, ValueError) as err:
+        return f"build_info.json is unreadable ({err})"
+    expected = info.get(CHECKSUMS)
+    if expected is None:  # written before checksums: trust it once, record what it holds now
+        try:
+            info[CHECKSUMS] = _checksums(target)
+            tmp = target / "build_info.json.tmp"
+            tmp.write_text(json.dumps(info, indent=2))
+            os.replace(tmp, target / "build_info.json")
+            log.info("tiny encoder cache %s: recorded checksums of %d files", target, len(info[CHECKSUMS]))
+        except OSError:
+            pass  # a read-only cache stays unverified
+        return None
+    for name, digest in expected.items():
+        path = target / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if _sha256(path) != digest:
+            return f"{name} does not match its checksum (truncated or altered)"
+    return None
+
+
+def _remove_abandoned_builds(cache_root: Path, name: str) -> None:
+    """Delete partial build directories of ``name`` whose building process no longer exists."""
+    for partial in cache_root.glob(f".{name}.*"):
+        try:
+            pid = int((partial / OWNER).read_text())
+            os.kill(pid, 0)
+            continue  # still building
+        except ProcessLookupError:
+            pass
+        except (OSError, ValueError):
+            # no pid file: a build older than pid files, or one killed before writing it
+            if time.time() - partial.stat().st_mtime < 3600:
+                continue
+        log.warning("removing %s, left by a tiny-encoder build that was killed", partial)
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def build_tiny_encoder(spec: TinyEncoderSpec | None = None, cache_root: Path | str = ".cache/tiny") -> Path:
     """Build (once) and return the directory of the tiny encoder described by ``spec``."""
     spec = spec or TinyEncoderSpec()
     cache_root = Path(cache_root)
     target = cache_root / fingerprint(spec)
-    if (target / "build_info.json").exists():
-        log.info("tiny encoder cached at %s", target)
-        return target
+    if (target / "build_info.json").exists() or target.is_dir():
+        problem = verify_cache(target)
+        if problem is None:
+            log.info("tiny encoder cached at %s", target)
+            return target
+        log.warning("tiny encoder cache %s is damaged: %s. Building it again.", target, problem)
+        damaged = target.with_name(f".{target.name}.damaged-{os.getpid()}")
+        try:
+            os.replace(target, damaged)
+        except OSError:
+            pass  # another process moved it already
+        shutil.rmtree(damaged, ignore_errors=True)
 
     import torch
     from transformers import XLMRobertaForMaskedLM, XLMRobertaModel
@@ -242,7 +320,9 @@ def build_tiny_encoder(spec: TinyEncoderSpec | None = None, cache_root: Path | s
     prev_threads = torch.get_num_threads()
     torch.set_num_threads(spec.num_threads)
     cache_root.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(cache_root, target.name)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=cache_root))
+    (tmp / OWNER).write_text(str(os.getpid()))
     try:
         t0 = time.perf_counter()
         texts = unlabelled_corpus(_synthetic_spec(spec), spec.seed, spec.corpus_size)
@@ -268,8 +348,10 @@ def build_tiny_encoder(spec: TinyEncoderSpec | None = None, cache_root: Path | s
         assert not unexpected and all(k.startswith("pooler.") for k in missing), (missing, unexpected)
         base.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        (tmp / OWNER).unlink()
         info = {"version": TINY_VERSION, "fingerprint": target.name, "spec": dataclasses.asdict(spec),
-                "tokenizer_seconds": round(t_tok, 2), "pretrain_seconds": round(t_pre, 2), **stats}
+                "tokenizer_seconds": round(t_tok, 2), "pretrain_seconds": round(t_pre, 2), **stats,
+                CHECKSUMS: _checksums(tmp)}
         (tmp / "build_info.json").write_text(json.dumps(info, indent=2))
         try:
             os.replace(tmp, target)
