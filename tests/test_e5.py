@@ -84,13 +84,13 @@ def test_token_ids_equal_the_engines_on_real_pawsx_in_every_language(converted, 
         out = subprocess.run([str(engine_tokenizer), str(engine_file)], input="\n".join(texts) + "\n",
                              capture_output=True, text=True, check=True).stdout.splitlines()
         assert len(out) == len(texts)
-        for text, line in zip(texts, out):
+        for text, line in zip(texts, out, strict=True):
             engine = [int(x) for x in line.split()]
             ours = tokenizer(text, add_special_tokens=False)["input_ids"]
             if ours != engine:
                 # the one known difference: consecutive unknown characters are one <unk> here
                 assert [i for i in engine if i != unk] == [i for i in ours if i != unk], (lang, text)
-                assert any(a == b == unk for a, b in zip(engine, engine[1:])), (lang, text)
+                assert any(a == b == unk for a, b in zip(engine, engine[1:], strict=False)), (lang, text)
             compared += 1
     assert compared == 7 * 500
 

@@ -301,7 +301,7 @@ def build_tokenizer(f: E5File):
     s = f.special
     names = {key: f.pieces[s[key]] for key in ("bos", "eos", "pad", "unk")}
     mask = "<mask>" if "<mask>" in f.pieces else None
-    tok = Tokenizer(Unigram([(p, float(x)) for p, x in zip(f.pieces, f.scores)], unk_id=s["unk"], byte_fallback=False))
+    tok = Tokenizer(Unigram([(p, float(x)) for p, x in zip(f.pieces, f.scores, strict=True)], unk_id=s["unk"], byte_fallback=False))
     tok.normalizer = normalizers.Sequence(
         [normalizers.Precompiled(precompiled_charsmap(f.normalisation)), normalizers.Replace(Regex(" {2,}"), " ")]
     )
