@@ -8,7 +8,6 @@ deleted and rebuilt with a warning, instead of crashing the run or being read si
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 from filelock import FileLock
 
+from robust_transfer.checksums import file_sha256
 from robust_transfer.data.perturbations import Perturbation, build_perturbation, perturbation_stats
 
 # bump when the way perturbed splits are built changes, to invalidate old caches
@@ -39,14 +39,6 @@ def seeded_perturbation(family: str, params: dict[str, Any], seed: int) -> Pertu
     if unknown:  # build_perturbation words the error; the seed must not be what it complains about
         return build_perturbation(family, params)
     return build_perturbation(family, {p: {"seed": seed, **(params.get(p) or {})} for p in parts})
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verified(cache_file: Path) -> bool:

