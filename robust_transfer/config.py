@@ -298,17 +298,15 @@ def compose(args: list[str]) -> DictConfig:
     """Build the resolved, validated config from command-line style arguments."""
     cfg = _defaults()
     pairs = [_split_arg(a) for a in args]
-    experiments = [v for k, v in pairs if k == "experiment"]
-    for name in experiments:
+    model_selected = any(k == "model" for k, _ in pairs)
+    for name in [v for k, v in pairs if k == "experiment"]:
         overlay = _load_option("experiment", name)
         selections = overlay.pop("select", {}) or {}
+        model_selected = model_selected or "model" in selections
         for group, option in selections.items():
             cfg = _select(cfg, str(group), str(option))
         cfg = _merge(cfg, overlay, f"configs/experiment/{name}.yaml")
         cfg.experiment = name
-    model_selected = any(k == "model" for k, _ in pairs) or any(
-        "model" in (_load_option("experiment", name).get("select") or {}) for name in experiments
-    )
     for key, value in pairs:
         group = _is_group_selection(key)
         if group and key != "experiment":

@@ -66,6 +66,17 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+def first_token_logits(model, inputs: dict, inputs_embeds=None):
+    """The test classifiers' forward: the encoder from ids or from given embeddings, then
+    `model.head` on the first token (the `AdversarialBatch` contract of the regularizer tests)."""
+    kwargs = {k: v for k, v in inputs.items() if k != "input_ids"}
+    if inputs_embeds is None:
+        kwargs["input_ids"] = inputs["input_ids"]
+    else:
+        kwargs["inputs_embeds"] = inputs_embeds
+    return model.head(model.encoder(**kwargs).last_hidden_state[:, 0])
+
+
 def smoke_args(cache_dir: Path, output_dir: Path) -> list[str]:
     return [
         "experiment=smoke",

@@ -18,6 +18,8 @@ from robust_transfer.adversarial import (
     embedding_pgd_attack,
 )
 
+from .conftest import first_token_logits
+
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "adversary"
 B, T, H, C = 6, 12, 32, 3
 PAD = 1  # XLM-R's padding id; BERT uses 0
@@ -51,12 +53,7 @@ class Classifier(torch.nn.Module):
         self.head = torch.nn.Linear(H, C)
 
     def logits(self, inputs: dict, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        kwargs = {k: v for k, v in inputs.items() if k != "input_ids"}
-        if inputs_embeds is None:
-            kwargs["input_ids"] = inputs["input_ids"]
-        else:
-            kwargs["inputs_embeds"] = inputs_embeds
-        return self.head(self.encoder(**kwargs).last_hidden_state[:, 0])
+        return first_token_logits(self, inputs, inputs_embeds)
 
 
 def make_inputs(kind: str, seed: int = 0) -> tuple[dict, torch.Tensor]:

@@ -18,6 +18,8 @@ from transformers import BertConfig, BertModel
 
 from robust_transfer.adversarial import AdversarialBatch, build_regularizer
 
+from .conftest import first_token_logits
+
 B, T, H, C = 6, 12, 32, 3
 REL = 1e-5
 SEED = 1234  # the global seed both sides start from: the dropout masks
@@ -43,12 +45,7 @@ class Classifier(torch.nn.Module):
         return self.encoder.get_input_embeddings()(ids)
 
     def logits(self, inputs: dict, inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        kwargs = {k: v for k, v in inputs.items() if k != "input_ids"}
-        if inputs_embeds is None:
-            kwargs["input_ids"] = inputs["input_ids"]
-        else:
-            kwargs["inputs_embeds"] = inputs_embeds
-        return self.head(self.encoder(**kwargs).last_hidden_state[:, 0])
+        return first_token_logits(self, inputs, inputs_embeds)
 
 
 @pytest.fixture(scope="module", autouse=True)
