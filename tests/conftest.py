@@ -66,6 +66,17 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a loaded box OpenMP barriers stall them."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def first_token_logits(model, inputs: dict, inputs_embeds=None):
     """The test classifiers' forward: the encoder from ids or from given embeddings, then
     `model.head` on the first token (the `AdversarialBatch` contract of the regularizer tests)."""

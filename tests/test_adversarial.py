@@ -116,12 +116,8 @@ def run(model, name, params, inputs, labels, seed=0, record=None, embed_hook=Non
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a loaded box OpenMP barriers stall them."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every test of this module runs on one torch thread (conftest.one_torch_thread)."""
 
 
 @pytest.fixture(scope="module", params=["xlmr", "bert"])

@@ -49,11 +49,8 @@ class Classifier(torch.nn.Module):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def one_thread(one_torch_thread):
+    """Every test of this module runs on one torch thread (conftest.one_torch_thread)."""
 
 
 @pytest.fixture(scope="module")
