@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_transfer.keys import CLEAN
 from robust_transfer.naming import comparable_config, config_group, flatten
 from robust_transfer.stats import (
     ASO_THRESHOLD,
@@ -58,7 +59,6 @@ from robust_transfer.stats import (
 from robust_transfer.stats.bootstrap import RESAMPLES, BootstrapResult, two_level_bootstrap
 from robust_transfer.stats.verdict import ALPHA, verdict
 
-CLEAN = "clean"
 AVG = "avg"  # the mean over languages, reported beside each language
 DEFAULT_BASELINE = {"intermediate.adversary.name": "none", "target.adversary.name": "none"}
 NOT_TESTED_ONE_SEED = "not tested (one common seed)"
