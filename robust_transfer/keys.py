@@ -35,7 +35,6 @@ LOSS, CLEAN_LOSS, ADV_LOSS, DELTA_NORM, SKIPPED_STEPS, LR = (
     "lr",
 )
 TRAIN_SCALARS = (LOSS, CLEAN_LOSS, ADV_LOSS, DELTA_NORM, SKIPPED_STEPS, LR)
-ADVERSARIAL_SCALARS = (ADV_LOSS, DELTA_NORM)  # logged only by a stage with a regularizer
 GLOBAL_STEP = "trainer/global_step"  # Lightning's WandbLogger step metric (per stage, from 0)
 
 
@@ -97,10 +96,6 @@ DEGRADATION_HEATMAP_PLOT = plot_key("degradation_heatmap")
 # columns lang1, lang2, accuracy, and its heatmap written as plots/generalized.png.
 GENERALIZED_TABLE = "generalized"
 GENERALIZED_PLOT = plot_key("generalized")
-
-NOT_YET_LOGGED: frozenset[str] = frozenset()
-"""Keys a dashboard reads that no code logs yet (`callbacks.degradation.log_generalized` exists but
-is not called yet); the dashboard test allows only these, and fails once one of them is logged."""
 
 
 # ------------------------------------------------------------------ enumerations
