@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_transfer import wandb_env
 from robust_transfer.keys import CLEAN
 from robust_transfer.naming import comparable_config, config_group, flatten
 from robust_transfer.stats import (
@@ -583,17 +584,8 @@ def write_plots(out: Path, grows: list[dict], prows: list[dict]) -> list[Path]:
 
 def log_wandb(mode: str, grows: list[dict], prows: list[dict], plots: list[Path], out: Path, project: str) -> str | None:
     """A W&B run holding the group and paired tables (and the plots); returns its mode or None."""
-    import os
-
-    if mode == "auto":
-        env = os.environ.get("WANDB_MODE")
-        if env in ("offline", "disabled", "dryrun"):
-            return None
-        from robust_transfer.loggers import _has_api_key
-
-        if not _has_api_key():
-            return None
-        mode = "online"
+    if mode == "auto":  # a W&B run only when it can go online: `wandb_env.wandb_mode`'s rule
+        mode = "online" if wandb_env.wandb_mode("auto") == "online" else "disabled"
     if mode == "disabled":
         return None
     import wandb
@@ -668,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="append", metavar="KEY=VALUE",
                         help="what the baseline configuration has (repeatable); default: adversary none at both stages")
     parser.add_argument("--ci", choices=("t", "bootstrap"), default="t", help="confidence interval over seeds")
-    parser.add_argument("--wandb", choices=("auto", "online", "offline", "disabled"), default="auto",
+    parser.add_argument("--wandb", choices=wandb_env.MODES, default="auto",
                         help="W&B summary tables: auto = online when an API key is set")
     parser.add_argument("--project", default="robust-transfer")
     parser.add_argument("--resamples", type=int, default=RESAMPLES,
