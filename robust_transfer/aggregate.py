@@ -46,6 +46,7 @@ import numpy as np
 from robust_transfer import wandb_env
 from robust_transfer.keys import CLEAN
 from robust_transfer.naming import comparable_config, config_group, flatten
+from robust_transfer.plots import grouped_bars, save_figure
 from robust_transfer.stats import (
     ASO_THRESHOLD,
     McNemar,
@@ -531,36 +532,20 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def bar_plot(path: Path, rows: list[dict], value: str, title: str, ylabel: str) -> Path:
-    """Grouped bars: languages on x, one bar per configuration, CI error bars."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+def bar_figure(rows: list[dict], value: str, title: str, ylabel: str):
+    """Grouped bars of group or paired rows: languages on x (the mean `avg` last), one bar per
+    configuration (`label`), the rows' `ci_low`/`ci_high` as error bars. The notebook draws these too."""
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    ci: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for r in rows:
+        values[r["label"]][r["lang"]] = r[value]
+        ci[r["label"]][r["lang"]] = (r["ci_low"], r["ci_high"])
+    return grouped_bars(values, title=title, ylabel=ylabel, langs=_langs(rows), ci=ci, legend_size=7)
 
-    langs = _langs(rows)
-    configs = list(dict.fromkeys(r["label"] for r in rows))
-    index = {(r["label"], r["lang"]): r for r in rows}
-    fig = Figure(figsize=(1.5 + 1.1 * len(langs), 4.2))
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(configs))
-    for k, label in enumerate(configs):
-        xs, ys, errs = [], [], [[], []]
-        for i, lang in enumerate(langs):
-            r = index.get((label, lang))
-            if r is None:
-                continue
-            xs.append(i + (k - (len(configs) - 1) / 2) * width)
-            ys.append(r[value])
-            lo, hi = r["ci_low"], r["ci_high"]
-            errs[0].append(0 if math.isnan(lo) else r[value] - lo)
-            errs[1].append(0 if math.isnan(hi) else hi - r[value])
-        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=label)
-    ax.set_xticks(range(len(langs)), langs)
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+
+def bar_plot(path: Path, rows: list[dict], value: str, title: str, ylabel: str) -> Path:
+    """`bar_figure` as a PNG file."""
+    return save_figure(bar_figure(rows, value, title, ylabel), path)
 
 
 def write_plots(out: Path, grows: list[dict], prows: list[dict]) -> list[Path]:

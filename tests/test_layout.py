@@ -90,7 +90,7 @@ def test_the_checks_find_a_spelled_out_list_and_a_wrong_import(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", ["robust_transfer.keys", "robust_transfer.wandb_env", "robust_transfer.naming"]
+    "module", ["robust_transfer.keys", "robust_transfer.wandb_env", "robust_transfer.plots", "robust_transfer.naming"]
 )
 def test_module_of_names_and_decisions_imports_nothing_heavy(module):
     code = f"import sys, {module}; print([m for m in {HEAVY!r} if m in sys.modules])"
