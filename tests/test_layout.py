@@ -1,5 +1,5 @@
-"""The package's structure: each fact in one place, and the modules of names and decisions import
-nothing heavy. Static checks over the source (ast), each
+"""The package's structure: each fact in one place, no private name used across modules, and the
+modules of names and decisions import nothing heavy. Static checks over the source (ast), each
 shown to catch what it looks for on a small module written here."""
 
 from __future__ import annotations
@@ -26,6 +26,80 @@ def test_the_names_are_the_contract():
     assert keys.STAGES == ("intermediate", "target")
     assert keys.DATA_SPLITS == ("train", "validation", "test")
     assert (keys.CLEAN, keys.GENERALIZED_SPLIT) == ("clean", "generalized")
+
+
+# ---------------------------------------------------------------- private names across modules
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_package: bool) -> str:
+    """The absolute module a (possibly relative) `from ... import` reads from."""
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    base = base if is_package else base[:-1]
+    base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(root: Path, package: str) -> list[str]:
+    """`file:line name` for every private name (`_x`) a module of `package` (under `root`) takes
+    from another module of the package: `from a import _x`, or `a._x` where `a` was imported."""
+    found = []
+    for path in sorted((root / package).rglob("*.py")):
+        module = _module_name(path, root)
+        tree = ast.parse(path.read_text(), str(path))
+        imported: set[str] = set()  # local names bound to the package's modules or objects
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                source = _resolve(module, node, path.name == "__init__.py")
+                if source != package and not source.startswith(f"{package}."):
+                    continue
+                for alias in node.names:
+                    if _private(alias.name):
+                        found.append(f"{path.relative_to(root)}:{node.lineno} {source}.{alias.name}")
+                    imported.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name == package or alias.name.startswith(f"{package}."):
+                        imported.add(alias.asname or alias.name.split(".")[0])
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and _private(node.attr)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in imported
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_module_uses_another_modules_private_name():
+    assert private_uses(ROOT, "robust_transfer") == []
+
+
+def test_the_private_name_check_finds_each_kind_of_use(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("_secret = 1\n__all__ = []\ndef _own(): return _secret\n")
+    (pkg / "sub" / "__init__.py").write_text("from ..a import _secret\n")
+    (pkg / "sub" / "b.py").write_text(
+        "from pkg import a\nimport pkg.a as aa\nfrom pkg.a import __all__\nx = a._secret + aa._own()\n"
+    )
+    assert private_uses(tmp_path, "pkg") == [
+        "pkg/sub/__init__.py:1 pkg.a._secret",
+        "pkg/sub/b.py:4 a._secret",
+        "pkg/sub/b.py:4 aa._own",
+    ]
 
 
 # ---------------------------------------------------------------- one place for each name
