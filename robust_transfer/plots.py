@@ -46,8 +46,14 @@ def grouped_bars(
         if ci is not None:
             bounds = [ci.get(name, {}).get(lang, (math.nan, math.nan)) for _, lang in shown]
             errs = [
-                [0.0 if math.isnan(low) else max(0.0, y - low) for y, (low, _) in zip(ys, bounds)],
-                [0.0 if math.isnan(high) else max(0.0, high - y) for y, (_, high) in zip(ys, bounds)],
+                [
+                    0.0 if math.isnan(low) else max(0.0, y - low)
+                    for y, (low, _) in zip(ys, bounds, strict=True)
+                ],
+                [
+                    0.0 if math.isnan(high) else max(0.0, high - y)
+                    for y, (_, high) in zip(ys, bounds, strict=True)
+                ],
             ]
         ax.bar(xs, ys, width, yerr=errs, capsize=2 if errs else 0, label=name)
     ax.set_xticks(range(len(langs)), langs)

@@ -16,9 +16,19 @@ from robust_transfer import keys
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "robust_transfer"
-SOURCES = sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")])
+SOURCES = sorted(
+    [*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]
+)
 NAMES = ("LANGUAGES", "STAGES", "DATA_SPLITS", "CLEAN", "GENERALIZED_SPLIT")
-HEAVY = ("torch", "datasets", "transformers", "pytorch_lightning", "lightning", "wandb", "matplotlib")
+HEAVY = (
+    "torch",
+    "datasets",
+    "transformers",
+    "pytorch_lightning",
+    "lightning",
+    "wandb",
+    "matplotlib",
+)
 
 
 def test_the_names_are_the_contract():
@@ -65,7 +75,9 @@ def private_uses(root: Path, package: str) -> list[str]:
                     continue
                 for alias in node.names:
                     if _private(alias.name):
-                        found.append(f"{path.relative_to(root)}:{node.lineno} {source}.{alias.name}")
+                        found.append(
+                            f"{path.relative_to(root)}:{node.lineno} {source}.{alias.name}"
+                        )
                     imported.add(alias.asname or alias.name)
             elif isinstance(node, ast.Import):
                 for alias in node.names:
@@ -109,7 +121,12 @@ def _code(path: Path) -> str:
     if path.suffix != ".ipynb":
         return path.read_text()
     cells = json.loads(path.read_text())["cells"]
-    lines = [line for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()]
+    lines = [
+        line
+        for c in cells
+        if c["cell_type"] == "code"
+        for line in "".join(c["source"]).splitlines()
+    ]
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
 
 
@@ -143,7 +160,11 @@ def test_the_names_are_imported_from_keys_only():
     for path in SOURCES:
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and node.module != "robust_transfer.keys":
-                wrong += [f"{path.relative_to(ROOT)}: {a.name} from {node.module}" for a in node.names if a.name in NAMES]
+                wrong += [
+                    f"{path.relative_to(ROOT)}: {a.name} from {node.module}"
+                    for a in node.names
+                    if a.name in NAMES
+                ]
             if isinstance(node, ast.Assign) and path != PACKAGE / "keys.py":
                 targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
                 wrong += [f"{path.relative_to(ROOT)}: defines {t}" for t in targets if t in NAMES]
@@ -155,7 +176,7 @@ def test_the_checks_find_a_spelled_out_list_and_a_wrong_import(tmp_path):
     module.write_text('LANGS = ["zh", "en", "de", "es", "fr", "ja", "ko"]\nOTHER = ("en", "de")\n')
     assert spelled_out(module, keys.LANGUAGES) == [1]
     notebook = tmp_path / "n.ipynb"
-    source = ['%matplotlib inline\n', 'for s in ("intermediate", "target"):\n', '    pass']
+    source = ["%matplotlib inline\n", 'for s in ("intermediate", "target"):\n', "    pass"]
     notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": source}]}))
     assert spelled_out(notebook, keys.STAGES) == [2]
 
@@ -164,9 +185,17 @@ def test_the_checks_find_a_spelled_out_list_and_a_wrong_import(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "module", ["robust_transfer.keys", "robust_transfer.wandb_env", "robust_transfer.plots", "robust_transfer.naming"]
+    "module",
+    [
+        "robust_transfer.keys",
+        "robust_transfer.wandb_env",
+        "robust_transfer.plots",
+        "robust_transfer.naming",
+    ],
 )
 def test_module_of_names_and_decisions_imports_nothing_heavy(module):
     code = f"import sys, {module}; print([m for m in {HEAVY!r} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "[]"

@@ -19,7 +19,8 @@ def _bars(fig) -> dict[str, list[tuple[float, float]]]:
     for container in ax.containers:
         if isinstance(container, BarContainer):
             out[container.get_label()] = [
-                (round(p.get_x() + p.get_width() / 2, 6), round(p.get_height(), 6)) for p in container.patches
+                (round(p.get_x() + p.get_width() / 2, 6), round(p.get_height(), 6))
+                for p in container.patches
             ]
     return out
 
@@ -42,7 +43,10 @@ def test_series_side_by_side_per_language_and_a_missing_language_has_no_bar():
         ylabel="accuracy",
         langs=["en", "de", "ja"],
     )
-    assert _bars(fig) == {"clean": [(-0.2, 0.9), (0.8, 0.8), (1.8, 0.7)], "noise": [(0.2, 0.85), (2.2, 0.5)]}
+    assert _bars(fig) == {
+        "clean": [(-0.2, 0.9), (0.8, 0.8), (1.8, 0.7)],
+        "noise": [(0.2, 0.85), (2.2, 0.5)],
+    }
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["en", "de", "ja"]
     assert (ax.get_title(), ax.get_ylabel()) == ("accuracy per language", "accuracy")
@@ -67,13 +71,25 @@ def test_aggregate_bars_take_value_and_ci_from_the_rows(tmp_path):
         {"label": "none", "lang": "en", "mean": 0.10, "ci_low": 0.08, "ci_high": 0.12},
         {"label": "fgsm", "lang": "avg", "mean": 0.05, "ci_low": 0.02, "ci_high": 0.08},
         {"label": "none", "lang": "avg", "mean": 0.09, "ci_low": math.nan, "ci_high": math.nan},
-        {"label": "fgsm", "lang": "de", "mean": 0.06, "ci_low": 0.07, "ci_high": 0.09},  # CI above the value
+        {
+            "label": "fgsm",
+            "lang": "de",
+            "mean": 0.06,
+            "ci_low": 0.07,
+            "ci_high": 0.09,
+        },  # CI above the value
     ]
     fig = aggregate.bar_figure(rows, "mean", "degradation/noise", "degradation")
     (ax,) = fig.axes
     assert [t.get_text() for t in ax.get_xticklabels()] == ["en", "de", "avg"]  # the mean last
-    assert _bars(fig) == {"fgsm": [(-0.2, 0.04), (0.8, 0.06), (1.8, 0.05)], "none": [(0.2, 0.1), (2.2, 0.09)]}
-    assert _errors(fig) == [[(0.01, 0.07), (0.06, 0.09), (0.02, 0.08)], [(0.08, 0.12), (0.09, 0.09)]]
+    assert _bars(fig) == {
+        "fgsm": [(-0.2, 0.04), (0.8, 0.06), (1.8, 0.05)],
+        "none": [(0.2, 0.1), (2.2, 0.09)],
+    }
+    assert _errors(fig) == [
+        [(0.01, 0.07), (0.06, 0.09), (0.02, 0.08)],
+        [(0.08, 0.12), (0.09, 0.09)],
+    ]
     path = aggregate.bar_plot(tmp_path / "b.png", rows, "mean", "t", "y")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -93,7 +109,9 @@ def test_the_run_report_draws_accuracy_and_degradation_bars(tmp_path, monkeypatc
     }
     paths = write_plots(tmp_path, results)
     assert [p.name for p in paths] == ["accuracy.png", "degradation.png", "degradation_heatmap.png"]
-    assert drawn["accuracy.png"] == {"clean": [(-0.2, 0.9), (0.8, 0.7)], "noise": [(0.2, 0.8), (1.2, 0.4)]}
+    assert drawn["accuracy.png"] == {
+        "clean": [(-0.2, 0.9), (0.8, 0.7)],
+        "noise": [(0.2, 0.8), (1.2, 0.4)],
+    }
     assert drawn["degradation.png"] == {"noise": [(0.0, 0.1), (1.0, 0.3)]}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
-

@@ -62,7 +62,9 @@ def test_auto_follows_wandb_mode_and_the_api_key(env, wandb_mode_env, key, expec
 
 
 @pytest.mark.parametrize(("wandb_mode_env", "key", "expected"), CASES)
-def test_sweep_and_aggregate_go_online_exactly_when_the_decision_says_online(env, wandb_mode_env, key, expected, tmp_path):
+def test_sweep_and_aggregate_go_online_exactly_when_the_decision_says_online(
+    env, wandb_mode_env, key, expected, tmp_path
+):
     if wandb_mode_env:
         env.setenv("WANDB_MODE", wandb_mode_env)
     if key:
@@ -100,7 +102,9 @@ def test_the_fit_logger_starts_wandb_in_the_decided_mode(env, tmp_path):
 
     cfg = compose(["experiment=smoke", f"output_dir={tmp_path}", "logger.wandb=true"])
     started = []
-    fake = types.SimpleNamespace(init=lambda **kw: started.append(kw["mode"]), Settings=lambda **kw: kw)
+    fake = types.SimpleNamespace(
+        init=lambda **kw: started.append(kw["mode"]), Settings=lambda **kw: kw
+    )
     env.setitem(sys.modules, "wandb", fake)
     env.setenv("WANDB_MODE", "online")  # without a key: offline, not a login prompt
     start_wandb(cfg, Path(tmp_path))
