@@ -21,7 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAWSX = ROOT.parent / "shared" / "data" / "pawsx"
-LANGS = ["en", "de", "es", "fr", "ja", "ko", "zh"]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -43,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from robust_transfer.config import _package_dir
     from robust_transfer.data.datamodule import PairDataModule
     from robust_transfer.data.sources import load_pawsx
+    from robust_transfer.keys import LANGUAGES
     from robust_transfer.models.encoder import load_encoder, load_tokenizer
     from robust_transfer.models.module import PairClassifier
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_tokenizer(path)
     module = PairClassifier(load_encoder(path), 2, pooling="mean").eval()
     split = f"validation[1000:{1000 + args.lines}]"
-    data = concatenate_datasets(list(load_pawsx("auto", split, LANGS, path=PAWSX).values()))
+    data = concatenate_datasets(list(load_pawsx("auto", split, list(LANGUAGES), path=PAWSX).values()))
 
     def loader(padding: str, grouped: bool) -> DataLoader:
         """The pipeline's evaluation loader (length-sorted), or the same data in file order."""
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         }
 
     results = {
-        "examples": len(data), "languages": LANGS, "batch_size": args.batch_size,
+        "examples": len(data), "languages": list(LANGUAGES), "batch_size": args.batch_size,
         "threads": torch.get_num_threads(),
         "fixed_128": timed(loader("max_length", grouped=False)),
         "dynamic_grouped": timed(loader("longest", grouped=True)),

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from robust_transfer.data.perturbations import PERTURBATIONS, build_perturbation, perturbation_stats  # noqa: E402
+from robust_transfer.keys import LANGUAGES as LANGS  # noqa: E402
 
-LANGS = ("en", "de", "es", "fr", "ja", "ko", "zh")
 FIELDS = ("sentence1", "sentence2")
 
 

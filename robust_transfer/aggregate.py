@@ -43,7 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
+from robust_transfer import wandb_env
+from robust_transfer.keys import CLEAN
 from robust_transfer.naming import comparable_config, config_group, flatten
+from robust_transfer.plots import grouped_bars, save_figure
 from robust_transfer.stats import (
     ASO_THRESHOLD,
     McNemar,
@@ -58,7 +61,6 @@ from robust_transfer.stats import (
 from robust_transfer.stats.bootstrap import RESAMPLES, BootstrapResult, two_level_bootstrap
 from robust_transfer.stats.verdict import ALPHA, verdict
 
-CLEAN = "clean"
 AVG = "avg"  # the mean over languages, reported beside each language
 DEFAULT_BASELINE = {"intermediate.adversary.name": "none", "target.adversary.name": "none"}
 NOT_TESTED_ONE_SEED = "not tested (one common seed)"
@@ -530,36 +532,20 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def bar_plot(path: Path, rows: list[dict], value: str, title: str, ylabel: str) -> Path:
-    """Grouped bars: languages on x, one bar per configuration, CI error bars."""
-    from matplotlib.figure import Figure  # no pyplot: leaves a notebook's backend alone
+def bar_figure(rows: list[dict], value: str, title: str, ylabel: str):
+    """Grouped bars of group or paired rows: languages on x (the mean `avg` last), one bar per
+    configuration (`label`), the rows' `ci_low`/`ci_high` as error bars. The notebook draws these too."""
+    values: dict[str, dict[str, float]] = defaultdict(dict)
+    ci: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for r in rows:
+        values[r["label"]][r["lang"]] = r[value]
+        ci[r["label"]][r["lang"]] = (r["ci_low"], r["ci_high"])
+    return grouped_bars(values, title=title, ylabel=ylabel, langs=_langs(rows), ci=ci, legend_size=7)
 
-    langs = _langs(rows)
-    configs = list(dict.fromkeys(r["label"] for r in rows))
-    index = {(r["label"], r["lang"]): r for r in rows}
-    fig = Figure(figsize=(1.5 + 1.1 * len(langs), 4.2))
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(configs))
-    for k, label in enumerate(configs):
-        xs, ys, errs = [], [], [[], []]
-        for i, lang in enumerate(langs):
-            r = index.get((label, lang))
-            if r is None:
-                continue
-            xs.append(i + (k - (len(configs) - 1) / 2) * width)
-            ys.append(r[value])
-            lo, hi = r["ci_low"], r["ci_high"]
-            errs[0].append(0 if math.isnan(lo) else r[value] - lo)
-            errs[1].append(0 if math.isnan(hi) else hi - r[value])
-        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=label)
-    ax.set_xticks(range(len(langs)), langs)
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
+
+def bar_plot(path: Path, rows: list[dict], value: str, title: str, ylabel: str) -> Path:
+    """`bar_figure` as a PNG file."""
+    return save_figure(bar_figure(rows, value, title, ylabel), path)
 
 
 def write_plots(out: Path, grows: list[dict], prows: list[dict]) -> list[Path]:
@@ -583,17 +569,8 @@ def write_plots(out: Path, grows: list[dict], prows: list[dict]) -> list[Path]:
 
 def log_wandb(mode: str, grows: list[dict], prows: list[dict], plots: list[Path], out: Path, project: str) -> str | None:
     """A W&B run holding the group and paired tables (and the plots); returns its mode or None."""
-    import os
-
-    if mode == "auto":
-        env = os.environ.get("WANDB_MODE")
-        if env in ("offline", "disabled", "dryrun"):
-            return None
-        from robust_transfer.loggers import _has_api_key
-
-        if not _has_api_key():
-            return None
-        mode = "online"
+    if mode == "auto":  # a W&B run only when it can go online: `wandb_env.wandb_mode`'s rule
+        mode = "online" if wandb_env.wandb_mode("auto") == "online" else "disabled"
     if mode == "disabled":
         return None
     import wandb
@@ -668,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", action="append", metavar="KEY=VALUE",
                         help="what the baseline configuration has (repeatable); default: adversary none at both stages")
     parser.add_argument("--ci", choices=("t", "bootstrap"), default="t", help="confidence interval over seeds")
-    parser.add_argument("--wandb", choices=("auto", "online", "offline", "disabled"), default="auto",
+    parser.add_argument("--wandb", choices=wandb_env.MODES, default="auto",
                         help="W&B summary tables: auto = online when an API key is set")
     parser.add_argument("--project", default="robust-transfer")
     parser.add_argument("--resamples", type=int, default=RESAMPLES,

@@ -17,13 +17,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from robust_transfer.data.synthetic import LANGUAGES, SyntheticPawsSpec
+from robust_transfer.data.synthetic import SyntheticPawsSpec
+from robust_transfer.keys import LANGUAGES
+from robust_transfer.keys import STAGES as STAGE_NAMES
 from robust_transfer.models.tiny import TinyEncoderSpec
 
 CONFIG_ROOT = Path(os.environ.get("ROBUST_TRANSFER_CONFIGS", Path(__file__).resolve().parent.parent / "configs"))
 # Groups selected with GROUP=OPTION; `adversary` may also be selected per stage (`target.adversary=pgd`).
 GROUPS = ("model", "data", "adversary", "intermediate", "experiment")
-STAGE_NAMES = ("intermediate", "target")
 EMBEDDING_ATTACKS = ("embedding_pgd", "embedding_noise")
 
 

@@ -1,5 +1,10 @@
-"""Every metric key that is logged, in one place: the callbacks that log and the dashboards that
-read take their names from here, so a renamed metric cannot silently empty a panel.
+"""The experiment's names, and every metric key that is logged, in one place.
+
+The names: the evaluation languages, the training stages, the data splits and the evaluation
+splits. Every metric key is built from them (`accuracy/<split>/<lang>`, `<stage>/train/loss`), so
+they live with the keys: the data layer, the config, the pipeline and the callbacks import them
+from here, and the callbacks that log and the dashboards that read take their metric names from
+here, so a renamed metric cannot silently empty a panel. Nothing here imports anything heavy.
 
 Single keys come from the `*_key` functions; the `*_keys` functions enumerate them for a list of
 stages, splits and languages (what `robust_transfer.dashboard` puts on its panels).
@@ -9,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-CLEAN = "clean"
+# ------------------------------------------------------------------ names
+
+LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")  # PAWS-X's, ISO 639-1; English first
+STAGES = ("intermediate", "target")  # the training stages, in the order they run
+DATA_SPLITS = ("train", "validation", "test")  # the splits a task or PAWS-X source provides
+CLEAN = "clean"  # the unperturbed evaluation split; the others are named after perturbations
 GENERALIZED_SPLIT = (
     "generalized"  # mixed-language pairs; reported as a matrix, not as a degradation
 )
-STAGES = ("intermediate", "target")
 
 # ------------------------------------------------------------------ training (LightningModule.log)
 
@@ -26,7 +35,6 @@ LOSS, CLEAN_LOSS, ADV_LOSS, DELTA_NORM, SKIPPED_STEPS, LR = (
     "lr",
 )
 TRAIN_SCALARS = (LOSS, CLEAN_LOSS, ADV_LOSS, DELTA_NORM, SKIPPED_STEPS, LR)
-ADVERSARIAL_SCALARS = (ADV_LOSS, DELTA_NORM)  # logged only by a stage with a regularizer
 GLOBAL_STEP = "trainer/global_step"  # Lightning's WandbLogger step metric (per stage, from 0)
 
 
@@ -88,10 +96,6 @@ DEGRADATION_HEATMAP_PLOT = plot_key("degradation_heatmap")
 # columns lang1, lang2, accuracy, and its heatmap written as plots/generalized.png.
 GENERALIZED_TABLE = "generalized"
 GENERALIZED_PLOT = plot_key("generalized")
-
-NOT_YET_LOGGED: frozenset[str] = frozenset()
-"""Keys a dashboard reads that no code logs yet (`callbacks.degradation.log_generalized` exists but
-is not called yet); the dashboard test allows only these, and fails once one of them is logged."""
 
 
 # ------------------------------------------------------------------ enumerations

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import netrc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,28 +23,15 @@ from robust_transfer import keys
 from robust_transfer.config import to_container
 from robust_transfer.naming import flatten
 from robust_transfer.naming import run_info as identify
+from robust_transfer.wandb_env import wandb_mode
 
 log = logging.getLogger(__name__)
 
 
-def _has_api_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def wandb_mode(requested: str) -> str:
-    """`auto` means WANDB_MODE if set, online with an API key, offline without one."""
-    if requested != "auto":
-        return requested
-    return os.environ.get("WANDB_MODE") or ("online" if _has_api_key() else "offline")
-
-
 def start_wandb(cfg: DictConfig, out_dir: Path, **run_info):
     """A W&B run, or None when disabled; an online start that fails becomes an offline run.
+
+    The mode is `wandb_env.wandb_mode(logger.mode)`: `auto` is online with an API key, else offline.
 
     The run is named, grouped, typed and tagged by `naming.run_info` (seeds of one configuration
     share a group); `run_info` overrides those (its tags are added). The config is the resolved

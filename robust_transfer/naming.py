@@ -17,6 +17,8 @@ import hashlib
 import json
 from typing import Any
 
+from robust_transfer.keys import STAGES
+
 # keys that never change what is being measured (top level)
 VOLATILE_KEYS = ("seed", "output_dir", "cache_dir", "resume", "logger")
 # nested runtime knobs that never change what is being measured (dotted paths)
@@ -27,7 +29,6 @@ RUNTIME_KEYS = (
     "data.num_workers",
     "eval.save_predictions",
 )
-STAGES = ("intermediate", "target")
 # adversary parameters worth a place in a run name, with their short labels
 NAME_PARAMS = {"epsilon": "eps", "alpha": "a", "adv_lr": "lr", "steps": "k", "sigma": "sigma"}
 

@@ -65,7 +65,6 @@ from robust_transfer.report import (
 
 log = logging.getLogger("robust_transfer")
 STAGE_KEY = "robust_transfer_stage"
-STAGE_NAMES = ("intermediate", "target")
 RUN_FILE = "run.json"  # fingerprint of the results-determining config, W&B run id
 LOCK_FILE = ".lock"
 STAGES_FILE = "stages.json"  # under checkpoints/: the record of every finished stage
@@ -237,7 +236,7 @@ def _test_warnings(counts: dict[str, int]) -> list[str]:
 def prepare(cfg: DictConfig) -> Plan:
     """Read every split and build every object the run uses, exactly as the run uses them."""
     languages = _check_languages(cfg)
-    names = [n for n in STAGE_NAMES if cfg[n].task != "none"]
+    names = [n for n in keys.STAGES if cfg[n].task != "none"]
     stages = [_prepare_stage(cfg, name, index) for index, name in enumerate(names)]
     clean = _load(cfg, get_task(cfg.target.task), "target", "test", languages)
     counts = {lang: len(ds) for lang, ds in clean.items()}

@@ -8,6 +8,7 @@ from statistics import mean
 from typing import Any
 
 from robust_transfer.keys import CLEAN
+from robust_transfer.plots import grouped_bars
 
 MOSTLY_SKIPPED = 0.5  # a stage that skipped more than this share of its steps gets a warning
 
@@ -197,8 +198,6 @@ def _warnings_section(results: dict) -> list[str]:
 
 def write_plots(plot_dir: Path, results: dict) -> list[Path]:
     """Clean vs perturbed accuracy and degradation per language, as PNG files."""
-    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
-
     plot_dir.mkdir(parents=True, exist_ok=True)
     langs = _languages(results)
     splits = list(results["accuracy"])
@@ -208,21 +207,10 @@ def write_plots(plot_dir: Path, results: dict) -> list[Path]:
         ("accuracy", results["accuracy"], "accuracy"),
         ("degradation", results["degradation"], "clean - perturbed accuracy"),
     ]:
-        columns = [s for s in splits if s in table]
-        if not columns:
-            continue
-        fig = Figure(figsize=(1.2 + 0.9 * len(langs), 3.6))
-        ax = fig.subplots()
-        width = 0.8 / len(columns)
-        for k, split in enumerate(columns):
-            xs = [i + (k - (len(columns) - 1) / 2) * width for i in range(len(langs))]
-            ax.bar(xs, [table[split].get(lang, 0.0) for lang in langs], width, label=split)
-        ax.set_xticks(range(len(langs)), langs)
-        ax.set_ylabel(ylabel)
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.legend(fontsize=8)
-        ax.set_title(f"{name} per language")
-        paths.append(_save(fig, plot_dir / f"{name}.png"))
+        columns = {s: table[s] for s in splits if s in table}
+        if columns:
+            fig = grouped_bars(columns, title=f"{name} per language", ylabel=ylabel, langs=langs)
+            paths.append(_save(fig, plot_dir / f"{name}.png"))
     if results["degradation"]:
         paths.append(_heatmap(plot_dir / "degradation_heatmap.png", results["degradation"], langs))
     if results.get("generalized"):

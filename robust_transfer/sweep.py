@@ -290,11 +290,9 @@ def run_online(sweep: dict, count: int | None, project: str | None, entity: str 
 def use_online(local: bool) -> bool:
     if local or os.environ.get("LOCAL") in ("1", "true", "yes"):
         return False
-    if os.environ.get("WANDB_MODE") in ("offline", "disabled", "dryrun"):
-        return False
-    from robust_transfer.loggers import _has_api_key
+    from robust_transfer.wandb_env import wandb_mode
 
-    return _has_api_key()
+    return wandb_mode("auto") == "online"
 
 
 # ---------------------------------------------------------------- run directories

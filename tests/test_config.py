@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from robust_transfer.config import ConfigError, compose, group_options, help_text
+from robust_transfer.keys import LANGUAGES
 from tests.conftest import run_cli
 
 
 def test_default_config_resolves():
     cfg = compose([])
     assert cfg.model.name_or_path == "tiny"
-    assert list(cfg.data.languages) == ["en", "de", "es", "fr", "ja", "ko", "zh"]
+    assert list(cfg.data.languages) == list(LANGUAGES)
     assert cfg.intermediate.task == "synthetic_nli" and cfg.target.task == "synthetic_paws"
     assert cfg.intermediate.adversary["name"] == "none" == cfg.target.adversary["name"]
     assert "${" not in cfg.output_dir

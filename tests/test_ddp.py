@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from robust_transfer.config import compose
+from robust_transfer.keys import STAGES
 from robust_transfer.pipeline import run
 from tests.conftest import ROOT, run_cli, smoke_args
 
@@ -36,7 +37,7 @@ def test_ddp_evaluation_matches_one_process(cache_dir, tmp_path):
 
     ddp = tmp_path / "ddp"  # the same trained stages, evaluated by 2 processes
     (ddp / "checkpoints").mkdir(parents=True)
-    for stage in ("intermediate", "target"):
+    for stage in STAGES:
         shutil.copy(single / "checkpoints" / f"{stage}.ckpt", ddp / "checkpoints")
     proc = run_cli(*smoke_args(cache_dir, ddp), *ODD, *DDP, "resume=true")
     assert proc.returncode == 0, proc.stderr[-3000:]

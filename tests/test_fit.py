@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from robust_transfer import keys
 from robust_transfer.config import compose
 from robust_transfer.pipeline import STAGE_KEY, run
 from tests.conftest import ROOT, run_cli, smoke_args
@@ -43,7 +44,7 @@ def test_run_directory_follows_the_contract(default_run):
     assert {"intermediate.ckpt", "target.ckpt", "last.ckpt"} <= {p.name for p in (out / "checkpoints").iterdir()}
 
     saved = json.loads((out / "results.json").read_text())
-    langs = ["en", "de", "es", "fr", "ja", "ko", "zh"]
+    langs = list(keys.LANGUAGES)
     families = ["char_noise", "keyboard", "punctuation", "whitespace", "embedding_pgd"]
     assert list(saved["accuracy"]) == ["clean", *families]
     for split in saved["accuracy"].values():

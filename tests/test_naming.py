@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from robust_transfer.config import compose, to_container
-from robust_transfer.loggers import flatten, start_wandb
-from robust_transfer.naming import config_group, job_type, run_info, run_name, run_tags
+from robust_transfer.loggers import start_wandb
+from robust_transfer.naming import config_group, flatten, job_type, run_info, run_name, run_tags
 
 
 def _config(*args: str) -> dict:

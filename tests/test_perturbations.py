@@ -33,13 +33,13 @@ from robust_transfer.data.perturbations.keyboard import (
 from robust_transfer.data.perturbations.scripts import script_of
 from robust_transfer.data.perturbations.stats import word_units
 from robust_transfer.data.perturbations.synonym import find_matches
+from robust_transfer.keys import LANGUAGES as LANGS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 PAWSX = SHARED / "pawsx"
 LEXICON_EN = SHARED / "lexicons" / "counterfitted_neighbors_en.json"
 MUSE = ROOT / "tests" / "data" / "muse"
-LANGS = ("en", "de", "es", "fr", "ja", "ko", "zh")
 FIELDS = ["sentence1", "sentence2"]
 N_ROWS = 150
 

@@ -8,7 +8,8 @@ import shlex
 import pytest
 import yaml
 
-from robust_transfer.config import CONFIG_ROOT, STAGE_NAMES, ConfigError, compose, group_options
+from robust_transfer.config import CONFIG_ROOT, ConfigError, compose, group_options
+from robust_transfer.keys import STAGES
 
 HUB = {"lr": 2e-5, "weight_decay": 0.01, "warmup_ratio": 0.1}
 TINY = {"lr": 1e-3, "weight_decay": 0.0, "warmup_ratio": 0.1}
@@ -38,7 +39,7 @@ TABLE = [
 @pytest.mark.parametrize("args, recipe, intermediate_epochs, target_epochs", TABLE, ids=lambda a: " ".join(a) if isinstance(a, list) else None)
 def test_the_resolved_recipe_is_the_models(args, recipe, intermediate_epochs, target_epochs):
     cfg = compose(args)
-    for stage in STAGE_NAMES:
+    for stage in STAGES:
         expected = dict(recipe)
         if stage == "target" and "target.lr=3e-5" in args:
             expected["lr"] = 3e-5
@@ -69,7 +70,7 @@ def test_the_xlmr_sweep_command_resolves_to_the_epochs_it_says():
         assert cfg.target.max_epochs == said, shlex.join(fixed)
         if intermediate != "none":
             assert cfg.intermediate.max_epochs == said
-        for stage in STAGE_NAMES:
+        for stage in STAGES:
             assert (cfg[stage].lr, cfg[stage].weight_decay) == (2e-5, 0.01)
 
 

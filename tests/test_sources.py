@@ -18,8 +18,8 @@ from robust_transfer.config import _package_dir, compose
 from robust_transfer.data import sources
 from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.sources import DataError, load_pawsx, read_nli_tsv, read_pawsx_file
-from robust_transfer.data.synthetic import LANGUAGES
 from robust_transfer.data.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, get_task
+from robust_transfer.keys import LANGUAGES
 
 from .conftest import SHARED_DATA
 

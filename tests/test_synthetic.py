@@ -6,13 +6,13 @@ import re
 import pytest
 
 from robust_transfer.data.synthetic import (
-    LANGUAGES,
     NLI_LABELS,
     SyntheticPawsSpec,
     generate_nli,
     generate_paws,
     unlabelled_corpus,
 )
+from robust_transfer.keys import DATA_SPLITS, LANGUAGES
 
 SMALL = SyntheticPawsSpec(train_size=400, validation_size=200, test_size=200,
                           nli_train_size=300, nli_validation_size=90)
@@ -89,8 +89,8 @@ def _facts(rows):
 
 def test_splits_are_disjoint():
     spec = dataclasses.replace(SMALL, validation_size=300, test_size=300)
-    splits = {s: generate_paws(spec, s, seed=0, languages=("en",))["en"] for s in ("train", "validation", "test")}
-    tr, va, te = (_facts(splits[s]) for s in ("train", "validation", "test"))
+    splits = {s: generate_paws(spec, s, seed=0, languages=("en",))["en"] for s in DATA_SPLITS}
+    tr, va, te = (_facts(splits[s]) for s in DATA_SPLITS)
     assert not tr & va and not tr & te and not va & te
 
 

@@ -32,10 +32,11 @@ from pathlib import Path
 
 from datasets import Dataset, ReadInstruction
 
+from robust_transfer.keys import DATA_SPLITS
+
 log = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "hub", "xtreme", "original", "auto")
-SPLITS = ("train", "validation", "test")
 PAWSX_HUB = "google-research-datasets/paws-x"
 COLUMNS = ("id", "sentence1", "sentence2", "label")
 XTREME_FILE = {"train": "train-{lang}.tsv", "validation": "dev-{lang}.tsv", "test": "test-{lang}.tsv"}
@@ -242,8 +243,8 @@ def detect_layout(path: str | Path) -> str:
 
 def pawsx_file(root: str | Path, layout: str, split: str, lang: str) -> Path:
     """The file holding `split` of language `lang` in a local directory of the given layout."""
-    if split not in SPLITS:
-        raise DataError(f"Unknown PAWS-X split '{split}'. Valid splits: {', '.join(SPLITS)}.")
+    if split not in DATA_SPLITS:
+        raise DataError(f"Unknown PAWS-X split '{split}'. Valid splits: {', '.join(DATA_SPLITS)}.")
     root = Path(root)
     if layout == "xtreme":
         return root / XTREME_FILE[split].format(lang=lang)

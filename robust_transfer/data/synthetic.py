@@ -24,9 +24,9 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 
-LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
+from robust_transfer.keys import DATA_SPLITS, LANGUAGES
+
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-SPLITS = ("train", "validation", "test")
 NEGATIVE_TYPES = ("role_swap", "entity", "year")
 
 NAMES = (
@@ -191,8 +191,8 @@ def _seed_for(*parts) -> int:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in DATA_SPLITS:
+        raise ValueError(f"split must be one of {DATA_SPLITS}, got {split!r}")
 
 
 def _size(spec: SyntheticPawsSpec, split: str, task: str) -> int:

@@ -14,14 +14,12 @@ from omegaconf import DictConfig
 
 from robust_transfer.data import sources, synthetic
 
-ROLES = ("train", "validation", "test")
-
 
 @dataclass(frozen=True)
 class Task:
     name: str
     labels: tuple[str, ...]
-    # (config, role, languages) -> {lang: Dataset}; role is one of ROLES
+    # (config, role, languages) -> {lang: Dataset}; role is one of keys.DATA_SPLITS
     load: Callable[[DictConfig, str, list[str]], dict[str, Dataset]]
 
     @property

@@ -36,6 +36,8 @@ import random
 import unicodedata
 from dataclasses import dataclass
 
+from robust_transfer.keys import LANGUAGES
+
 from .base import BaseParams, Perturbation, register
 from .char_noise import count_edits, nonspace_count, pick_positions
 from .scripts import HANGUL_FIRST, HANGUL_LAST, LATIN_ALPHABETS
@@ -424,8 +426,6 @@ _HANZI = _hanzi_table()
 _JA = {**_LATIN["en"], **_HANZI, **_KANA}
 _ZH = {**_LATIN["en"], **_HANZI}
 
-SUPPORTED = ("en", "de", "es", "fr", "ja", "ko", "zh")
-
 
 def _is_hangul(ch: str) -> bool:
     return HANGUL_FIRST <= ord(ch) <= HANGUL_LAST
@@ -442,7 +442,7 @@ class Keyboard(Perturbation):
     Params = KeyboardParams
 
     def supports(self, lang: str) -> bool:
-        return lang in SUPPORTED
+        return lang in LANGUAGES
 
     @staticmethod
     def table_for(lang: str) -> dict[str, str]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import unicodedata
 
-LANGS: tuple[str, ...] = ("en", "de", "es", "fr", "ja", "ko", "zh")
 LATIN_LANGS = frozenset({"en", "de", "es", "fr"})
 #: languages written without spaces between words: word-level units are characters
 NO_SPACE_LANGS = frozenset({"ja", "zh"})
