@@ -47,6 +47,7 @@ from robust_transfer.callbacks.interrupt import (
 from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
+from robust_transfer.hardware import precision_warnings
 from robust_transfer.data.sources import DataError
 from robust_transfer.data.tasks import get_task, split_for
 from robust_transfer.evaluation import build_eval_splits, generalized_matrix
@@ -240,7 +241,7 @@ def prepare(cfg: DictConfig) -> Plan:
     stages = [_prepare_stage(cfg, name, index) for index, name in enumerate(names)]
     clean = _load(cfg, get_task(cfg.target.task), "target", "test", languages)
     counts = {lang: len(ds) for lang, ds in clean.items()}
-    warnings = _test_warnings(counts)
+    warnings = [*precision_warnings(cfg.trainer.precision, cfg.trainer.accelerator), *_test_warnings(counts)]
     for line in warnings:
         log.warning(line)
     splits, data, stats = build_eval_splits(cfg, clean)
