@@ -300,18 +300,24 @@ def compose(args: list[str]) -> DictConfig:
     cfg = _defaults()
     pairs = [_split_arg(a) for a in args]
     model_selected = any(k == "model" for k, _ in pairs)
+    # Hydra's order: the experiment's option choices, then the command line's (which replace
+    # them), then the experiment's own keys, so `experiment=X intermediate=Y` keeps what X says
+    # about the intermediate stage (epochs, slices, learning rate) for the chosen stage Y
+    experiments = []
     for name in [v for k, v in pairs if k == "experiment"]:
         overlay = _load_option("experiment", name)
         selections = overlay.pop("select", {}) or {}
         model_selected = model_selected or "model" in selections
         for group, option in selections.items():
             cfg = _select(cfg, str(group), str(option))
-        cfg = _merge(cfg, overlay, f"configs/experiment/{name}.yaml")
-        cfg.experiment = name
+        experiments.append((name, overlay))
     for key, value in pairs:
         group = _is_group_selection(key)
         if group and key != "experiment":
             cfg = _select(cfg, key, value)
+    for name, overlay in experiments:
+        cfg = _merge(cfg, overlay, f"configs/experiment/{name}.yaml")
+        cfg.experiment = name
     if not model_selected and any(k == "model.name_or_path" and v != "tiny" for k, v in pairs):
         # a bare model.name_or_path=DIR is a hub-style encoder: its recipe, not the tiny one's
         cfg = _select(cfg, "model", HUB_MODEL_OPTION)

@@ -28,7 +28,10 @@ TABLE = [
     (["model=xlmr_base", "intermediate=none"], HUB, 3, 3),
     (["model.name_or_path=/models/my-xlmr", "intermediate=mnli"], HUB, 3, 3),
     (["model=e5_small", "intermediate=nli_tsv"], E5, 5, 5),
-    (["experiment=pawsx_e5_cpu"], E5, 5, 5),
+    (["experiment=pawsx_e5_cpu"], E5, 1, 5),
+    (["experiment=pawsx_e5_cpu", "intermediate=nli_tsv_fgsm"], E5, 1, 5),  # the sweep's cell
+    (["experiment=pawsx_e5_cpu", "intermediate=none"], E5, 1, 5),
+    (["experiment=paper_xlmr", "intermediate=mnli_freelb"], HUB, 3, 3),
     (["experiment=paper_xlmr"], HUB, 3, 3),
     (["experiment=paper_mbert"], HUB, 3, 3),
     (["experiment=pawsx_real_cpu"], {"lr": 5e-5, "weight_decay": 0.01, "warmup_ratio": 0.1}, 1, 2),
@@ -45,6 +48,14 @@ def test_the_resolved_recipe_is_the_models(args, recipe, intermediate_epochs, ta
             expected["lr"] = 3e-5
         assert {k: cfg[stage][k] for k in expected} == pytest.approx(expected), (stage, args)
     assert (cfg.intermediate.max_epochs, cfg.target.max_epochs) == (intermediate_epochs, target_epochs)
+
+
+def test_an_intermediate_option_on_the_command_line_keeps_what_the_experiment_says_of_the_stage():
+    """Hydra's order: the experiment's keys merge after every option choice, also the command line's."""
+    real = compose(["experiment=pawsx_real_cpu", "intermediate=xnli_en"])
+    assert (real.intermediate.task, real.intermediate.train_split) == ("xnli_en", "validation[:640]")
+    paper = compose(["experiment=paper_xlmr", "intermediate=mnli_freelb"])
+    assert (paper.intermediate.adversary.name, paper.intermediate.select_best) == ("freelb", True)
 
 
 @pytest.mark.parametrize("option", group_options("model"))
