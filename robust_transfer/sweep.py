@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,9 @@ import yaml
 
 METHODS = ("grid", "random", "bayes")
 PLAIN_INTERPRETERS = ("python", "python3")  # run under the controller's interpreter, as ${interpreter}
-ARGS_MACROS = ("args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags", "args_json",
-               "args_append_hydra", "args_override_hydra")
-MACROS = ("env", "interpreter", "program", *ARGS_MACROS)
-RESULTS, RUN_INFO, RUN_LOG, STORAGE = "results.json", "sweep_run.json", "sweep.log", "optuna.db"
+MACROS = ("env", "interpreter", "program", "args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags",
+          "args_json", "args_append_hydra", "args_override_hydra")  # those W&B's agent fills in, but args_json_file
+RESULTS, RUN_LOG, STORAGE = "results.json", "sweep.log", "optuna.db"
 FIT_RECORD = "run.json"  # pipeline.RUN_FILE: written once a fit has passed its checks
 STOP_GRACE = 60.0  # seconds a stopped run has to save its checkpoint before it is killed
 
@@ -70,12 +69,14 @@ def search_space(params: dict[str, dict]) -> dict:
     space = {}
     for name, spec in params.items():
         try:
+            if "probabilities" in spec:
+                raise ValueError("'probabilities' is unsupported locally")
             space[name] = sweep_parameter_to_distribution(spec)
-        except (ValueError, KeyError, TypeError) as err:
-            raise SweepError(
-                f"Parameter '{name}': the local controller cannot sample {spec} ({type(err).__name__}: {err}). Locally: "
-                "value, values, or min/max with int_uniform, uniform, q_uniform, log_uniform_values, q_log_uniform_values;"
-                " other distributions (normal, beta, log_uniform, ...) are unsupported locally, W&B online has them.") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise SweepError(f"Parameter '{name}': the local controller cannot sample {spec} ({type(err).__name__}: {err}). "
+                             "Locally: value, values, or min/max with int_uniform, uniform, q_uniform, log_uniform_values or "
+                             "q_log_uniform_values; the others (normal, beta, log_uniform, nested parameters, ...) only "
+                             "W&B online supports.") from None
     return space
 
 
@@ -83,7 +84,8 @@ def grid(params: dict[str, dict]) -> list[dict[str, Any]]:
     """Every combination of the parameters' values, the last parameter varying fastest."""
     axes = []
     for name, spec in params.items():
-        if spec.get("distribution", "categorical") not in ("categorical", "constant") or not ("value" in spec or spec.get("values")):
+        if not isinstance(spec, dict) or spec.get("distribution", "categorical") not in ("categorical", "constant") \
+                or not ("value" in spec or spec.get("values")):
             raise SweepError(f"Parameter '{name}': a grid sweep takes only value/values parameters, not {spec}.")
         axes.append([spec["value"]] if "value" in spec else list(spec["values"]))
     return [dict(zip(params, combo, strict=True)) for combo in itertools.product(*axes)]
@@ -96,11 +98,9 @@ def random_runs(params: dict[str, dict], count: int, seed: int) -> list[dict[str
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space, runs = search_space(params), {}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    for _ in range(100 * count):
+    while len(runs) < count and len(study.trials) < 100 * count:
         draw = study.ask(space).params
         runs.setdefault(run_name(draw := {name: draw[name] for name in params}), draw)
-        if len(runs) == count:
-            break
     return list(runs.values())
 
 
@@ -119,15 +119,6 @@ def build_command(sweep: dict, params: dict[str, Any], extra: dict[str, Any] | N
         else:
             argv.append(sys.executable if not argv and chunk in PLAIN_INTERPRETERS else chunk)
     return argv
-
-
-def run_online(sweep: dict, count: int | None, project: str | None, entity: str | None) -> str:
-    """Create the sweep on the W&B server and run an agent in this process; returns its id."""
-    import wandb
-
-    sweep_id = wandb.sweep({k: v for k, v in sweep.items() if k != "count"}, project=project, entity=entity)
-    wandb.agent(sweep_id, project=project, entity=entity, count=count)
-    return sweep_id
 
 
 def use_online(local: bool) -> bool:
@@ -152,18 +143,11 @@ def is_finished(run_dir: Path) -> bool:
 
 
 def read_metric(run_dir: Path, name: str) -> float | None:
-    """A number from the run's results.json (dotted or slash path), else metrics.csv's last value."""
-    for sep in (".", "/") if is_finished(run_dir) else ():
-        node: Any = json.loads((run_dir / RESULTS).read_text())
-        for part in name.split(sep):
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, int | float):
-            return float(node)
-    if (run_dir / "metrics.csv").is_file():
-        with (run_dir / "metrics.csv").open() as f:
-            values = [row[name] for row in csv.DictReader(f) if row.get(name) not in (None, "")]
-        return float(values[-1]) if values else None
-    return None
+    """The number at `name` in the run's results.json, a dotted or W&B-style slash path."""
+    node: Any = json.loads((run_dir / RESULTS).read_text()) if is_finished(run_dir) else None
+    for part in re.split(r"[./]", name):
+        node = node.get(part) if isinstance(node, dict) else None
+    return float(node) if isinstance(node, int | float) else None
 
 
 @dataclass
@@ -175,7 +159,6 @@ class RunSpec:
     metric: float | None = None
     started: float = 0.0
     seconds: float = 0.0
-    command: list[str] = field(default_factory=list)
 
 
 def _die_with_parent() -> None:  # a SIGKILLed controller's runs get SIGTERM (Linux's PR_SET_PDEATHSIG)
@@ -193,11 +176,8 @@ class LocalSweep:
         self.count = count or sweep.get("run_cap") or sweep.get("count")
         self.metric_name, self.goal = (sweep.get("metric") or {}).get("name"), (sweep.get("metric") or {}).get("goal", "minimize")
         self.runs: list[RunSpec] = []
+        self.started = time.perf_counter()
         # what only the local controller needs, checked before any run: parameters it can sample, macros it knows
-        for name, spec in sweep["parameters"].items():
-            if not isinstance(spec, dict) or "parameters" in spec or "probabilities" in spec:
-                raise SweepError(f"Parameter '{name}': give a mapping with value, values or a distribution; nested "
-                                 "'parameters' and 'probabilities' are unsupported locally (W&B online supports them).")
         grid(sweep["parameters"]) if self.method == "grid" else search_space(sweep["parameters"])
         for macro in re.findall(r"\$\{(\w+)\}", " ".join(map(str, sweep.get("command") or []))):
             if macro not in MACROS:
@@ -207,9 +187,8 @@ class LocalSweep:
             raise SweepError(f"A {self.method} sweep needs a number of runs: --count N (or run_cap in the file).")
 
     def planned(self) -> list[dict[str, Any]]:
-        if self.method == "grid":
-            return grid(self.sweep["parameters"])[: self.count or None]
-        return random_runs(self.sweep["parameters"], int(self.count), self.seed)
+        params = self.sweep["parameters"]
+        return grid(params)[: self.count or None] if self.method == "grid" else random_runs(params, int(self.count), self.seed)
 
     def spec(self, params: dict[str, Any], trial: int | None = None) -> RunSpec:
         params = {name: params[name] for name in self.sweep["parameters"]}  # in the file's order
@@ -250,22 +229,45 @@ class LocalSweep:
         self._execute(suggestions(), count - len(told), tell)
         return self.runs
 
+    def summary(self) -> int:
+        """Print the table of runs (also OUTPUT_ROOT/summary.csv), the counts and the best run; the exit status."""
+        header = ["run", "status", "seconds", *self.sweep["parameters"], self.metric_name or "clean_avg", "degradation_avg"]
+        rows = []
+        for r in self.runs:
+            s = json.loads((r.dir / RESULTS).read_text()).get("summary", {}) if is_finished(r.dir) else {}
+            clean = f"{s['clean_avg']:.3f}" if isinstance(s.get("clean_avg"), int | float) else ""
+            metric = (f"{r.metric:.4f}" if r.metric is not None else "") if self.metric_name else clean
+            deg = " ".join(f"{k}={v:+.3f}" for k, v in (s.get("degradation_avg") or {}).items())
+            took = f"{r.seconds:.0f}" if r.status in ("finished", "failed") else "-"
+            rows.append([r.dir.name, r.status, took, *map(str, r.params.values()), metric, deg])
+        with (self.root / "summary.csv").open("w", newline="") as f:
+            csv.writer(f).writerows([header, *rows])
+        widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+        table = [header, ["-" * w for w in widths], *rows]
+        print("", *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table), "", sep="\n")
+        counts = {s: sum(r.status == s for r in self.runs) for s in ("finished", "skipped", "failed")}
+        print(f"{len(self.runs)} runs: {counts['finished']} run now, {counts['skipped']} already finished (skipped), "
+              f"{counts['failed']} failed, in {time.perf_counter() - self.started:.0f}s. Run directories: {self.root}")
+        if counts["failed"]:
+            print("failed runs' logs: " + ", ".join(str(r.dir / RUN_LOG) for r in self.runs if r.status == "failed"))
+        if best := [r for r in self.runs if r.metric is not None]:
+            top = (max if self.goal == "maximize" else min)(best, key=lambda r: r.metric)
+            print(f"best {self.metric_name}: {top.metric:.4f} ({top.dir.name})")
+        return 1 if counts["failed"] else 0
+
     def _launch(self, run: RunSpec) -> subprocess.Popen:
         run.dir.mkdir(parents=True, exist_ok=True)
         extra: dict[str, Any] = {"output_dir": str(run.dir)}
         if (run.dir / FIT_RECORD).exists() or any((run.dir / "checkpoints").glob("*")):
             extra["resume"] = "true"  # a run killed midway continues from its last checkpoint
-        run.command, run.started = build_command(self.sweep, run.params, extra), time.perf_counter()
-        (run.dir / RUN_INFO).write_text(json.dumps(asdict(run), indent=2, default=str))
-        log = (run.dir / RUN_LOG).open("a")
-        log.write(f"$ {shlex.join(run.command)}\n")
-        log.flush()
-        # each run leads its own process group (its DDP ranks and data workers join it), so the
-        # controller stops the whole group; a SIGKILLed controller's runs get SIGTERM (Linux)
+        command, run.started = build_command(self.sweep, run.params, extra), time.perf_counter()
+        log = (run.dir / RUN_LOG).open("a", buffering=1)  # line-buffered: the command is in before the output
+        log.write(f"$ {shlex.join(command)}\n")
+        # each run leads its own process group (its DDP ranks, data workers), so the controller stops them all
         kwargs = {"preexec_fn": _die_with_parent} if sys.platform.startswith("linux") else {}
-        return subprocess.Popen(run.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs)
 
-    def _execute(self, todo, total: int, tell=None) -> None:
+    def _execute(self, todo, total: int, tell=lambda run: None) -> None:
         """Keep up to `parallel` runs going until `todo` (asked lazily) is spent; skip finished ones."""
         from tqdm.auto import tqdm
 
@@ -288,13 +290,10 @@ class LocalSweep:
         def done(run: RunSpec, status: str) -> None:
             run.status = status
             run.metric = read_metric(run.dir, self.metric_name) if self.metric_name and status != "failed" else None
-            if status != "skipped":
-                run.seconds = time.perf_counter() - run.started
-                (run.dir / RUN_INFO).write_text(json.dumps(asdict(run), indent=2, default=str))
+            run.seconds = time.perf_counter() - run.started if status != "skipped" else 0.0
             bar.update(1)
             bar.set_postfix_str(f"last: {run.dir.name} {status}")
-            if tell:
-                tell(run)
+            tell(run)
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -316,26 +315,6 @@ class LocalSweep:
             bar.close()
 
 
-def summary_rows(runs: list[RunSpec], metric_name: str | None) -> tuple[list[str], list[list[str]]]:
-    names = list(dict.fromkeys(k for r in runs for k in r.params))
-    header = ["run", "status", "seconds", *names, metric_name or "clean_avg", "degradation_avg"]
-    rows = []
-    for r in runs:
-        s = json.loads((r.dir / RESULTS).read_text()).get("summary", {}) if is_finished(r.dir) else {}
-        clean = f"{s['clean_avg']:.3f}" if isinstance(s.get("clean_avg"), int | float) else ""
-        first = (f"{r.metric:.4f}" if r.metric is not None else "") if metric_name else clean
-        seconds = f"{r.seconds:.0f}" if r.status in ("finished", "failed") else "-"
-        deg = " ".join(f"{k}={v:+.3f}" for k, v in (s.get("degradation_avg") or {}).items())
-        rows.append([r.dir.name, r.status, seconds, *[str(r.params.get(n, "")) for n in names], first, deg])
-    return header, rows
-
-
-def format_summary(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m robust_transfer.sweep", description="Run a W&B sweep file: "
                                      "online through W&B, or locally (grid, random, bayes via Optuna TPE).")
@@ -353,8 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep = load_sweep(args.file)
         if use_online(args.local) and not args.dry_run:
+            import wandb
+
+            where = {"project": args.project or sweep.get("project"), "entity": args.entity or sweep.get("entity")}
             print(f"W&B online: `wandb sweep {args.file}`, then `wandb agent` on the new sweep")
-            run_online(sweep, args.count, args.project or sweep.get("project"), args.entity or sweep.get("entity"))
+            wandb.agent(wandb.sweep({k: v for k, v in sweep.items() if k != "count"}, **where), **where, count=args.count)
             return 0
         root = Path(args.output_root or Path("runs") / "sweep" / Path(args.file).stem)
         controller = LocalSweep(sweep, root, parallel=args.parallel, count=args.count, seed=args.seed,
@@ -364,23 +346,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bayes sweep: {controller.count} runs chosen by TPE on {controller.metric_name}" if not plan else "\n".join(
                 shlex.join(build_command(sweep, p, {"output_dir": str(controller.spec(p).dir)})) for p in plan))
             return 0
-        started, runs = time.perf_counter(), controller.run()
+        controller.run()
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    header, rows = summary_rows(runs, controller.metric_name)
-    with (root / "summary.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
-    counts = {s: sum(r.status == s for r in runs) for s in ("finished", "skipped", "failed")}
-    print(f"\n{format_summary(header, rows)}\n")
-    print(f"{len(runs)} runs: {counts['finished']} run now, {counts['skipped']} already finished (skipped), "
-          f"{counts['failed']} failed, in {time.perf_counter() - started:.0f}s. Run directories: {root}")
-    if counts["failed"]:
-        print("failed runs' logs: " + ", ".join(str(r.dir / RUN_LOG) for r in runs if r.status == "failed"))
-    if best := [r for r in runs if r.metric is not None]:
-        top = (max if controller.goal == "maximize" else min)(best, key=lambda r: r.metric)
-        print(f"best {controller.metric_name}: {top.metric:.4f} ({top.dir.name})")
-    return 1 if counts["failed"] else 0
+    return controller.summary()
 
 
 if __name__ == "__main__":
