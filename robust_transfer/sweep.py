@@ -138,13 +138,9 @@ def run_name(params: dict[str, Any]) -> str:
     return f"{slug[:80]}-{digest}"
 
 
-def is_finished(run_dir: Path) -> bool:
-    return (run_dir / RESULTS).is_file()
-
-
 def read_metric(run_dir: Path, name: str) -> float | None:
     """The number at `name` in the run's results.json, a dotted or W&B-style slash path."""
-    node: Any = json.loads((run_dir / RESULTS).read_text()) if is_finished(run_dir) else None
+    node: Any = json.loads((run_dir / RESULTS).read_text()) if (run_dir / RESULTS).is_file() else None
     for part in re.split(r"[./]", name):
         node = node.get(part) if isinstance(node, dict) else None
     return float(node) if isinstance(node, int | float) else None
@@ -207,7 +203,10 @@ class LocalSweep:
         from optuna.trial import TrialState
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(storage=f"sqlite:///{(self.root / STORAGE).resolve()}", study_name="sweep",
+        # one study per search space and metric: a changed sweep file starts afresh beside the old one
+        name = "sweep-" + hashlib.sha1(json.dumps([self.sweep["parameters"], self.sweep["metric"]], sort_keys=True,
+                                                   default=str).encode()).hexdigest()[:8]
+        study = optuna.create_study(storage=f"sqlite:///{(self.root / STORAGE).resolve()}", study_name=name,
                                     direction=self.goal, load_if_exists=True)
         # a restarted sweep must not replay the first session's random start-up draws
         study.sampler = optuna.samplers.TPESampler(seed=self.seed * 10_007 + len(study.trials))
@@ -234,7 +233,7 @@ class LocalSweep:
         header = ["run", "status", "seconds", *self.sweep["parameters"], self.metric_name or "clean_avg", "degradation_avg"]
         rows = []
         for r in self.runs:
-            s = json.loads((r.dir / RESULTS).read_text()).get("summary", {}) if is_finished(r.dir) else {}
+            s = json.loads((r.dir / RESULTS).read_text()).get("summary", {}) if (r.dir / RESULTS).is_file() else {}
             clean = f"{s['clean_avg']:.3f}" if isinstance(s.get("clean_avg"), int | float) else ""
             metric = (f"{r.metric:.4f}" if r.metric is not None else "") if self.metric_name else clean
             deg = " ".join(f"{k}={v:+.3f}" for k, v in (s.get("degradation_avg") or {}).items())
@@ -257,9 +256,8 @@ class LocalSweep:
 
     def _launch(self, run: RunSpec) -> subprocess.Popen:
         run.dir.mkdir(parents=True, exist_ok=True)
-        extra: dict[str, Any] = {"output_dir": str(run.dir)}
-        if (run.dir / FIT_RECORD).exists() or any((run.dir / "checkpoints").glob("*")):
-            extra["resume"] = "true"  # a run killed midway continues from its last checkpoint
+        stopped = (run.dir / FIT_RECORD).exists() or any((run.dir / "checkpoints").glob("*"))  # killed midway
+        extra = {"output_dir": str(run.dir), **({"resume": "true"} if stopped else {})}  # it continues
         command, run.started = build_command(self.sweep, run.params, extra), time.perf_counter()
         log = (run.dir / RUN_LOG).open("a", buffering=1)  # line-buffered: the command is in before the output
         log.write(f"$ {shlex.join(command)}\n")
@@ -301,13 +299,13 @@ class LocalSweep:
                 while not exhausted and len(active) < (1 if alone else self.parallel):
                     run = next(todo, None)
                     exhausted = run is None
-                    if run is not None and is_finished(run.dir):
+                    if run is not None and (run.dir / RESULTS).is_file():
                         done(run, "skipped")
                     elif run is not None:
                         active[self._launch(run)] = run
                 for proc in [p for p in active if p.poll() is not None]:
                     run, alone = active.pop(proc), False
-                    done(run, "finished" if proc.returncode == 0 and is_finished(run.dir) else "failed")
+                    done(run, "finished" if proc.returncode == 0 and (run.dir / RESULTS).is_file() else "failed")
                 time.sleep(0.2 if active else 0)
         finally:
             for sig, handler in previous.items():

@@ -194,7 +194,7 @@ def test_bayes_uses_tpe_on_the_metric_and_resumes(fake, tmp_path, capsys):
 def _stored_study(root: Path):
     import optuna
 
-    return optuna.load_study(study_name="sweep", storage=f"sqlite:///{root / sw.STORAGE}")
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{root / sw.STORAGE}")
 
 
 def _interrupt(cmd: list[str], env: dict, started) -> None:
