@@ -26,6 +26,9 @@ FAKE = """
 import json, os, sys, time
 args = dict(a.lstrip("-").split("=", 1) for a in sys.argv[1:])
 out = args.pop("output_dir")
+if os.environ.get("FAKE_CKPT"):  # a checkpoint before the work: a stopped run is resumable
+    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    open(os.path.join(out, "checkpoints", "last.ckpt"), "w").close()
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps(args) + "\\n")
 time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
@@ -72,9 +75,8 @@ def test_args_are_rendered_exactly_as_the_wandb_agent_renders_them():
     params = {"seed": 1, "target.adversary": "pgd", "adversary.epsilon": 0.5, "resume": False,
               "data.languages": ["en", "de"]}
     theirs = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
-    ours = sw.format_args(params)
-    for macro in sw.ARGS_MACROS:
-        assert ours[macro] == theirs[macro], macro
+    for macro in set(theirs) - {"args_dict"}:  # every args macro of W&B's agent
+        assert sw.build_command({"command": ["${" + macro + "}"]}, params) == theirs[macro], macro
 
 
 def test_every_run_of_every_sweep_file_composes():
@@ -101,7 +103,7 @@ def test_every_run_of_every_sweep_file_composes():
             }
 
 
-def test_online_path_creates_the_sweep_and_starts_an_agent(monkeypatch):
+def test_online_path_creates_the_sweep_and_starts_an_agent(monkeypatch, capsys):
     import wandb
 
     calls = {}
@@ -114,7 +116,7 @@ def test_online_path_creates_the_sweep_and_starts_an_agent(monkeypatch):
     assert sw.main([str(SMOKE_SWEEP), "--count", "3", "--project", "p"]) == 0
     assert calls["id"] == "abc123" and calls["count"] == 3 and calls["project"] == "p"
     assert calls["config"]["command"][-1] == "${args_no_hyphens}" and calls["config"]["method"] == "grid"
-    assert sw.online_command(SMOKE_SWEEP, 3, "p", None)[:4] == ["wandb", "sweep", "--project", "p"]
+    assert "wandb sweep" in capsys.readouterr().out
     monkeypatch.setenv("LOCAL", "1")
     assert not sw.use_online(local=False)
     monkeypatch.delenv("LOCAL")
@@ -178,11 +180,63 @@ def test_bayes_uses_tpe_on_the_metric_and_resumes(fake, tmp_path, capsys):
     assert _main(path, "--output-root", root, "--count", "6") == 0
     assert "best summary.score" in capsys.readouterr().out
     assert len(invocations()) == 6
-    infos = [json.loads(p.read_text()) for p in root.glob("*/sweep_run.json")]
-    assert all("trial_params" in i and i["status"] == "finished" for i in infos)
+    study = _stored_study(root)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 6
+    for trial in study.trials:  # each trial is told the metric of the run its parameters name
+        results = json.loads((root / sw.run_name({"x": trial.params["x"], "fail": False}) / "results.json").read_text())
+        assert trial.value == pytest.approx(results["summary"]["score"])
     assert _main(path, "--output-root", root, "--count", "8") == 0  # 6 known trials + 2 new
     assert len(invocations()) == 8
     assert "2 run now, 6 already finished" in capsys.readouterr().out
+    assert [t.state.name for t in _stored_study(root).trials] == ["COMPLETE"] * 8
+
+
+def _stored_study(root: Path):
+    import optuna
+
+    return optuna.load_study(study_name=None, storage=f"sqlite:///{root / sw.STORAGE}")
+
+
+def _interrupt(cmd: list[str], env: dict, started) -> None:
+    """Start the controller and SIGTERM it once `started()` says enough runs have started."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while not started() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+
+
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_an_interrupted_sweep_resumes_without_repeating_finished_runs(fake, tmp_path, method):
+    """Stopped after k runs and run again, a sweep runs only what is left: finished runs are not run
+    again, the stopped run continues in its directory with resume=true, and a bayes sweep reads its
+    Optuna study back from OUTPUT_ROOT/optuna.db (the first session's trials keep their numbers and
+    values, the stopped trial is continued, not asked anew)."""
+    write, invocations = fake
+    path = write(method, {"x": {"min": 0.0, "max": 1.0}, "fail": {"value": False}},
+                 metric={"name": "summary.score", "goal": "minimize"})
+    root = tmp_path / "out"
+    env = {**os.environ, "FAKE_SLEEP": "0.8", "FAKE_CKPT": "1"}
+    cmd = [sys.executable, "-m", "robust_transfer.sweep", str(path), "--output-root", str(root), "--local",
+           "--no-progress", "--count", "5"]
+    _interrupt(cmd, env, started=lambda: len(invocations()) >= 3)  # two finished, the third running
+    done, first = len(list(root.glob("*/results.json"))), invocations()
+    assert done == 2 and len(first) == 3
+    before = {t.number: (t.state.name, t.value) for t in _stored_study(root).trials} if method == "bayes" else {}
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{done} already finished (skipped)" in out.stdout and "5 runs:" in out.stdout
+    second = invocations()[len(first):]
+    assert len(second) == 5 - done
+    assert second[0] == {**first[-1], "resume": "true"}  # the stopped run continues from its checkpoint
+    assert not [r for r in second[1:] if r in first]  # nothing finished runs again
+    assert len(list(root.glob("*/results.json"))) == 5
+    if method == "bayes":
+        study = _stored_study(root)
+        assert len(study.trials) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
+        assert all(study.trials[n].value == value for n, (state, value) in before.items() if state == "COMPLETE")
+        assert [state for state, _ in before.values()].count("RUNNING") == 1
 
 
 def test_failed_runs_are_reported_and_rerun(fake, tmp_path, capsys):
@@ -240,3 +294,24 @@ def test_a_literal_python_in_the_command_runs_under_the_controllers_interpreter(
     # only in the interpreter's place: an argument that happens to read "python" stays as it is
     sweep = {"command": ["${interpreter}", "-m", "robust_transfer.fit", "logger.tags=[python]", "${args_no_hyphens}"]}
     assert sw.build_command(sweep, {}, {})[3] == "logger.tags=[python]"
+
+
+def test_a_sweep_whose_command_says_python_runs_without_an_activated_venv(tmp_path):
+    """`make sweep LOCAL=1` with no venv on PATH: a 1-run sweep whose command is `python PROGRAM`
+    runs PROGRAM under the controller's interpreter, where the project's packages are."""
+    program = tmp_path / "program.py"
+    program.write_text("import json, os, sys\nimport omegaconf  # only in the project's environment\n"
+                       "out = dict(a.split('=', 1) for a in sys.argv[1:])['output_dir']\nos.makedirs(out, exist_ok=True)\n"
+                       "json.dump({'python': sys.executable}, open(os.path.join(out, 'results.json'), 'w'))\n")
+    sweep = {"method": "grid", "parameters": {"seed": {"values": [0]}},
+             "command": ["python", str(program), "${args_no_hyphens}"]}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    venv = Path(sys.executable).parent
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if Path(d) != venv)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"} | {"PATH": path}
+    cmd = [sys.executable, "-m", "robust_transfer.sweep", str(tmp_path / "sweep.yaml"), "--output-root",
+           str(tmp_path / "out"), "--local", "--no-progress"]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [results] = (tmp_path / "out").glob("*/results.json")
+    assert json.loads(results.read_text())["python"] == sys.executable
