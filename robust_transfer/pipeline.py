@@ -47,10 +47,10 @@ from robust_transfer.callbacks.interrupt import (
 from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
-from robust_transfer.hardware import precision_warnings
 from robust_transfer.data.sources import DataError
 from robust_transfer.data.tasks import get_task, split_for
 from robust_transfer.evaluation import build_eval_splits, generalized_matrix
+from robust_transfer.hardware import precision_warnings
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb, trim_metrics
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
