@@ -118,6 +118,11 @@ def test_attack_params_are_checked_in_evaluation_attacks_without_torch():
         check_attack_params("embedding_pgd", {"epsilom": 1.0})
     with pytest.raises(ValueError, match="restarts > 1 needs random_init"):
         check_attack_params("embedding_pgd", {"restarts": 2, "random_init": False})
+    # config validation checks an attack's parameters with the same function, before the run
+    from robust_transfer.config import ConfigError, compose
+
+    with pytest.raises(ConfigError, match=r"In 'eval.perturbations.pgd': norm must be 'l2' or 'linf'"):
+        compose(["eval.perturbations={pgd: {family: embedding_pgd, norm: l3}}"])
     code = (
         "import sys; import robust_transfer.evaluation.attacks, robust_transfer.evaluation.metrics; "
         "heavy = [m for m in ('torch', 'datasets', 'transformers', 'pytorch_lightning') if m in sys.modules]; "
