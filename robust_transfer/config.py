@@ -463,7 +463,7 @@ def validate(cfg: DictConfig) -> None:
         params = OmegaConf.to_container(spec)
         family = params.pop("family", split)
         if family in EMBEDDING_ATTACKS:
-            from robust_transfer.evaluation import check_attack_params
+            from robust_transfer.evaluation.attacks import check_attack_params
 
             check = check_attack_params
         else:

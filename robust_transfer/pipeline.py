@@ -49,7 +49,8 @@ from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
 from robust_transfer.data.sources import DataError
 from robust_transfer.data.tasks import get_task, split_for
-from robust_transfer.evaluation import build_eval_splits, generalized_matrix
+from robust_transfer.evaluation.metrics import generalized_matrix, with_smoothed_vote
+from robust_transfer.evaluation.splits import build_eval_splits
 from robust_transfer.hardware import precision_warnings
 from robust_transfer.loggers import log_summary, make_loggers, start_wandb, trim_metrics
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
@@ -244,7 +245,14 @@ def prepare(cfg: DictConfig) -> Plan:
     warnings = [*precision_warnings(cfg.trainer.precision, cfg.trainer.accelerator), *_test_warnings(counts)]
     for line in warnings:
         log.warning(line)
-    splits, data, stats = build_eval_splits(cfg, clean)
+    splits, data, stats = build_eval_splits(
+        clean,
+        perturbations=to_container(cfg.eval.perturbations),
+        seed=cfg.data.seed,
+        perturbed_cache=Path(cfg.cache_dir) / "perturbed",
+        smoothing=to_container(cfg.eval.smoothing) if cfg.eval.smoothing is not None else None,
+        generalized=cfg.eval.generalized,
+    )
     model_path = resolve_model_path(cfg)
     tokenizer, encoder = load_tokenizer(model_path), load_encoder(model_path)
     limit = position_limit(encoder)
@@ -582,7 +590,7 @@ def _metric(trainer: pl.Trainer, key: str) -> float | None:
 
 def evaluate(cfg, module: PairClassifier, tokenizer, loggers, plan: Plan, signals: Signals | None = None) -> dict:
     """Accuracy per split and language on the splits `prepare` built."""
-    module.set_eval_splits(plan.eval_splits)
+    module.set_eval_splits(plan.eval_splits, summarize=with_smoothed_vote)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     callbacks = [DegradationLogger(), *([SaveOnInterrupt(signals, None)] if signals is not None else [])]
     trainer = _trainer(cfg, None, loggers, callbacks)

@@ -7,6 +7,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from robust_transfer.evaluation import metrics
 from robust_transfer.keys import CLEAN
 from robust_transfer.plots import grouped_bars
 
@@ -53,17 +54,11 @@ def build_results(
     train_language: str = "en",
     **extra: Any,
 ) -> dict:
-    """Assemble results.json: accuracy, degradation (clean minus perturbed), summary, stages."""
+    """Assemble results.json: accuracy, degradation (clean minus perturbed, `evaluation.metrics`),
+    summary, stages."""
     clean = accuracy[CLEAN]
-    degradation = {
-        split: {lang: clean[lang] - acc for lang, acc in by_lang.items()}
-        for split, by_lang in accuracy.items()
-        if split != CLEAN
-    }
-    relative = {
-        split: {lang: (d / clean[lang] if clean[lang] > 0 else 0.0) for lang, d in by_lang.items()}
-        for split, by_lang in degradation.items()
-    }
+    degradation = metrics.degradation(accuracy)
+    relative = metrics.relative_degradation(accuracy, degradation)
     zero_shot = [acc for lang, acc in clean.items() if lang != train_language]
     zero_shot_avg = mean(zero_shot) if zero_shot else float("nan")
     summary = {

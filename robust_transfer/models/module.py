@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import pytorch_lightning as pl
 import torch
@@ -20,17 +20,19 @@ ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl")
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "LayerNorm.bias")
 
 
-@dataclass(frozen=True)
-class EvalSplit:
-    """One evaluation dataloader: a split (`clean` or a perturbation name) in one language.
-
-    `attack` holds an embedding-space attack's family and parameters; text perturbations are
-    applied to the data beforehand, so for them (and for `clean`) it is None.
-    """
+class EvalSplitLike(Protocol):
+    """What the module needs of one evaluation dataloader (`evaluation.splits.EvalSplit`): a
+    split name (`clean` or a perturbation name), a language, and its logits on a test batch (an
+    embedding attack, if any, is the split's business). Evaluation sits above models: this
+    module imports nothing of it."""
 
     name: str
     lang: str
-    attack: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+
+    def logits(self, module: PairClassifier, batch: dict, batch_idx: int) -> torch.Tensor: ...
+
+
+Summarize = Callable[[dict[str, dict[str, float]], list[dict]], dict[str, dict[str, float]]]
 
 
 class PairClassifier(pl.LightningModule):
@@ -66,7 +68,8 @@ class PairClassifier(pl.LightningModule):
         self.regularizer = regularizer or self.clean
         self.adversary_start_epoch = adversary_start_epoch
         self.val_accuracy = MulticlassAccuracy(num_classes=num_labels, average="micro")
-        self.eval_splits: list[EvalSplit] = []
+        self.eval_splits: list[EvalSplitLike] = []
+        self.summarize: Summarize | None = None
         self.test_accuracy = nn.ModuleList()
         self.skipped_steps = 0
         # SMART's Bregman teacher (an EMA of the weights), built at the first step that needs it;
@@ -179,22 +182,20 @@ class PairClassifier(pl.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
 
-    def set_eval_splits(self, splits: list[EvalSplit]) -> None:
+    def set_eval_splits(self, splits: Sequence[EvalSplitLike], summarize: Summarize | None = None) -> None:
+        """The test dataloaders' splits, in loader order; `summarize(accuracy, predictions)` turns
+        the per-split accuracies into `test_results` at the end of the test epoch (the evaluation
+        package's smoothed vote), before the callbacks' `on_test_end` reads them."""
         self.eval_splits = list(splits)
+        self.summarize = summarize
         n = self.head.num_labels
         self.test_accuracy = nn.ModuleList(
             MulticlassAccuracy(num_classes=n, average="micro").to(self.device) for _ in splits
         )
 
     def test_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> None:
-        from robust_transfer.evaluation import attacked_logits
-
         split = self.eval_splits[dataloader_idx]
-        if split.attack is None:
-            logits = self.logits(batch)
-        else:
-            logits = attacked_logits(self, batch, split.attack, seed=batch_idx)
-        preds = logits.argmax(-1)
+        preds = split.logits(self, batch, batch_idx).argmax(-1)
         self.test_accuracy[dataloader_idx].update(preds, batch["labels"])
         if "id" in batch:
             self.predictions.extend(
@@ -213,11 +214,8 @@ class PairClassifier(pl.LightningModule):
             self.log(keys.accuracy_key(split.name, split.lang), value)
             metric.reset()
         self.predictions = gather_predictions(self.predictions, self.eval_splits)
-        from robust_transfer.evaluation import smoothed_accuracy
-
         # before the callbacks' on_test_end, so loggers see `smoothed`, not its copies
-        smoothed_accuracy(results, self.predictions)
-        self.test_results = results
+        self.test_results = results if self.summarize is None else self.summarize(results, self.predictions)
 
 
 class _Logits(nn.Module):
@@ -234,7 +232,7 @@ class _Logits(nn.Module):
         return self.head(self.encoder(**kwargs).last_hidden_state, batch["attention_mask"])
 
 
-def gather_predictions(rows: list[dict], splits: list[EvalSplit]) -> list[dict]:
+def gather_predictions(rows: list[dict], splits: Sequence[EvalSplitLike]) -> list[dict]:
     """Prediction rows sorted by split (loader order), then id; under DDP, every rank's rows."""
     import torch.distributed as dist
 
