@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,55 +16,18 @@ from robust_transfer.data.perturbed import perturb_split, seeded_perturbation, s
 from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
 from robust_transfer.models.module import EvalSplit
+from robust_transfer.registry import build, eval_splits
 
 SMOOTHED = "smoothed"  # majority vote over perturbed copies (eval.smoothing)
-ATTACK_PARAMS: dict[str, dict[str, Any]] = {
-    # PGD in the word-embedding space (L2 radius per example over real tokens, or Linf)
-    # (random_init: start uniformly in the ball; restarts: robust accuracy is the minimum over them)
-    "embedding_pgd": {"epsilon": 1.0, "alpha": 0.5, "steps": 5, "norm": "l2", "random_init": True, "restarts": 1},
-    # Gaussian noise of standard deviation sigma on every real token's embedding
-    "embedding_noise": {"sigma": 0.1},
-}
-
-
-def check_attack_params(family: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The attack's parameters with defaults filled in; a ValueError names any bad key or value."""
-    defaults = ATTACK_PARAMS[family]
-    for key, value in params.items():
-        if key not in defaults:
-            near = difflib.get_close_matches(key, list(defaults), n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else ""
-            raise ValueError(f"unknown parameter '{key}' for {family}.{hint} Valid: {', '.join(defaults)}.")
-        if key == "norm" and value not in ("l2", "linf"):
-            raise ValueError(f"norm must be 'l2' or 'linf', got {value!r}")
-        if key in ("epsilon", "alpha", "sigma") and not (isinstance(value, int | float) and value >= 0):
-            raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-        if key == "steps" and not (isinstance(value, int) and value >= 0):
-            raise ValueError(f"steps must be an integer >= 0, got {value!r}")
-        if key == "restarts" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"restarts must be an integer >= 1, got {value!r}")
-        if key == "random_init" and not isinstance(value, bool):
-            raise ValueError(f"random_init must be true or false, got {value!r}")
-    merged = {**defaults, **params}
-    if merged.get("restarts", 1) > 1 and not merged.get("random_init", True):
-        raise ValueError("restarts > 1 needs random_init: true (every restart from zero is the same attack)")
-    return merged
 
 
 def attacked_logits(module, batch: dict, attack: dict[str, Any], seed: int) -> torch.Tensor:
     """Logits under an embedding-space attack; no parameter gradient is accumulated."""
-    from robust_transfer.adversarial.attack import embedding_pgd_attack
-
-    family, params = attack["family"], check_attack_params(attack["family"], attack["params"])
+    attacker = build("attack", attack["family"], attack["params"])
     adv = module.adversarial_batch(batch)
     generator = torch.Generator(device=batch["input_ids"].device).manual_seed(seed)
     with torch.enable_grad():
-        if family == "embedding_pgd":
-            delta = embedding_pgd_attack(adv, generator=generator, **params)
-        else:
-            embeds = adv.embed()
-            noise = torch.randn(embeds.shape, generator=generator, device=embeds.device)
-            delta = noise * params["sigma"] * adv.mask.unsqueeze(-1).to(embeds.dtype)
+        delta = attacker.delta(adv, generator)
     with torch.no_grad():
         return adv.forward(adv.embed() + delta.detach())
 
@@ -80,18 +43,17 @@ def build_eval_splits(
     """
     splits, data, stats = [], {}, {}
     cache = Path(cfg.cache_dir) / "perturbed"
-    perturbations = {k: v for k, v in cfg.eval.perturbations.items() if v is not None}
+    perturbations = eval_splits(cfg.eval.perturbations, cfg.data.seed)
     for lang, ds in clean.items():
         splits.append(EvalSplit(CLEAN, lang))
         data[f"{CLEAN}/{lang}"] = ds
-        for name, spec in perturbations.items():
-            params = OmegaConf.to_container(spec)
-            family = params.pop("family", name)
-            if family in ATTACK_PARAMS:
-                splits.append(EvalSplit(name, lang, {"family": family, "params": params}))
+        for spec in perturbations:
+            name = spec.name
+            if spec.kind == "attack":
+                splits.append(EvalSplit(name, lang, {"family": spec.family, "params": asdict(spec.params)}))
                 data[f"{name}/{lang}"] = ds
                 continue
-            perturbation = seeded_perturbation(family, params, cfg.data.seed)
+            perturbation = build("perturbation", spec.family, spec.params)
             if not perturbation.supports(lang):
                 continue
             perturbed = perturb_split(ds, perturbation, lang, cache)

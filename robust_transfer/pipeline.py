@@ -35,7 +35,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from robust_transfer import keys
-from robust_transfer.adversarial import build_regularizer
 from robust_transfer.callbacks import DegradationLogger, RngState
 from robust_transfer.callbacks.degradation import log_generalized, log_plots
 from robust_transfer.callbacks.interrupt import (
@@ -54,6 +53,7 @@ from robust_transfer.loggers import log_summary, make_loggers, start_wandb, trim
 from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
 from robust_transfer.models.module import PairClassifier
 from robust_transfer.naming import comparable_config, flatten
+from robust_transfer.registry import build
 from robust_transfer.report import (
     build_results,
     format_table,
@@ -190,7 +190,7 @@ def _prepare_stage(cfg: DictConfig, name: str, index: int) -> StagePlan:
         train = augment_split(train, augment, lang, cfg.data.seed, Path(cfg.cache_dir) / "perturbed")
     val = _load(cfg, task, name, "validation", [lang])[lang]
     adversary = OmegaConf.to_container(stage_cfg.adversary)
-    regularizer = build_regularizer(adversary["name"], {k: v for k, v in adversary.items() if k != "name"})
+    regularizer = build("regularizer", adversary["name"], adversary)
     info = {
         "name": name,
         "task": task.name,

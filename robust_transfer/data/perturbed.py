@@ -18,7 +18,8 @@ from datasets.fingerprint import Hasher
 from filelock import FileLock
 
 from robust_transfer.checksums import file_sha256
-from robust_transfer.data.perturbations import Perturbation, build_perturbation, perturbation_stats
+from robust_transfer.data.perturbations import Perturbation, perturbation_stats
+from robust_transfer.registry import build, seeded
 
 # bump when the way perturbed splits are built changes, to invalidate old caches
 CACHE_VERSION = 1
@@ -28,17 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def seeded_perturbation(family: str, params: dict[str, Any], seed: int) -> Perturbation:
-    """`build_perturbation` with the run's seed: one family gets `seed` among its parameters; a
-    combined family (`char_noise+punctuation`) gives it to each part, whose own parameters are
-    keyed by the part's name (`{char_noise: {rate: 0.2}}`), as `build_perturbation` expects.
-    A seed the user gave wins."""
-    if "+" not in family:
-        return build_perturbation(family, {"seed": seed, **params})
-    parts = [p.strip() for p in family.split("+")]
-    unknown = [k for k in params if k not in parts]
-    if unknown:  # build_perturbation words the error; the seed must not be what it complains about
-        return build_perturbation(family, params)
-    return build_perturbation(family, {p: {"seed": seed, **(params.get(p) or {})} for p in parts})
+    """The perturbation `family` with the run's `seed` where `params` set none (`registry.seeded`:
+    a combined family gives it to each part)."""
+    return build("perturbation", family, seeded(family, params, seed))
 
 
 def _verified(cache_file: Path) -> bool:
