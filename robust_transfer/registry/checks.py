@@ -32,7 +32,7 @@ def check_fraction(name: str, value: Any, high: str = "]") -> None:
     """A number in [0, 1] (high="]") or [0, 1) (high=")")."""
     ok = not isinstance(value, bool) and isinstance(value, int | float) and 0 <= value <= 1
     if not ok or (high == ")" and value == 1):
-        raise ValueError(f"{name} must be a number in [0, 1{high}; got {value!r}")
+        raise ValueError(f"{name} must be in [0, 1{high}; got {value!r}")
 
 
 def check_budget(**values: Any) -> None:
