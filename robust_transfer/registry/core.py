@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from robust_transfer.suggest import did_you_mean
 
 # kind -> the word error messages use for its names
@@ -94,9 +96,7 @@ def plain(values: Any) -> dict[str, Any]:
     """A plain dict of `values` (None, a mapping, or an OmegaConf node, resolved)."""
     if values is None:
         return {}
-    if hasattr(values, "_metadata"):  # an OmegaConf DictConfig, without importing omegaconf here
-        from omegaconf import OmegaConf
-
+    if isinstance(values, DictConfig):
         return dict(OmegaConf.to_container(values, resolve=True))
     if not isinstance(values, Mapping):
         raise ValueError(f"parameters must be a mapping of key: value; got {values!r}")

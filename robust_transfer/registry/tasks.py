@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robust_transfer.keys import STAGES
 from robust_transfer.registry.core import register
 
-INTERMEDIATE, TARGET = "intermediate", "target"  # the stages, as config keys name them
+INTERMEDIATE, TARGET = STAGES  # a task is tagged with the stage it trains at
 _AT = "robust_transfer.data.tasks"
 
 
