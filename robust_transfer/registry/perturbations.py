@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from robust_transfer.registry.checks import check_fraction
+from robust_transfer.registry.checks import check_fraction, check_nonnegative
 from robust_transfer.registry.core import register
 
 _AT = "robust_transfer.data.perturbations"
@@ -67,6 +67,11 @@ class PunctuationParams(BaseParams):
     add: float = 0.25  # a word end gets a new mark with probability rate * add
     width_change: float = 0.5  # ja/zh: probability that a changed mark becomes its ASCII form
 
+    def __post_init__(self):
+        super().__post_init__()
+        check_nonnegative(drop=self.drop, change=self.change, add=self.add)
+        check_fraction("width_change", self.width_change)
+
 
 @register("perturbation", "whitespace", f"{_AT}.whitespace:Whitespace")
 @dataclass
@@ -77,6 +82,11 @@ class WhitespaceParams(BaseParams):
     replace: float = 1.0  # relative weight of replacing a space by U+3000 (CJK) / U+00A0
     split: float = 0.5  # a word gets an inner space with probability rate * split
     fullwidth: float = 0.5  # ja/zh: probability that an inserted space is U+3000
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_nonnegative(drop=self.drop, double=self.double, replace=self.replace, split=self.split)
+        check_fraction("fullwidth", self.fullwidth)
 
 
 @register("perturbation", "synonym", f"{_AT}.synonym:Synonym")
