@@ -448,32 +448,26 @@ def validate(cfg: DictConfig) -> None:
             _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
         _check(s.adversary_start_epoch >= 0, f"{stage}.adversary_start_epoch", s.adversary_start_epoch, "an integer >= 0")
         if s.augment is not None:
-            _check_augment(f"{stage}.augment", OmegaConf.to_container(s.augment), d.seed)
+            _check_copies(f"{stage}.augment", s.augment)
         adversary = OmegaConf.to_container(s.adversary)
         try:
             registry.spec("regularizer", adversary.get("name", "none"), adversary)
         except (ValueError, TypeError) as err:
             raise ConfigError(f"In '{stage}.adversary': {err}") from None
     if cfg.eval.smoothing is not None:
-        _check_augment("eval.smoothing", OmegaConf.to_container(cfg.eval.smoothing), d.seed)
+        _check_copies("eval.smoothing", cfg.eval.smoothing)
     try:
         registry.eval_splits(cfg.eval.perturbations, cfg.data.seed)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
 
-def _check_augment(key: str, augment: dict, seed: int) -> None:
-    """A perturbation family with `copies` (RS-DA at training or smoothed prediction), checked
-    with the run's seed as `augment_split` and the smoothed evaluation build it."""
-    params = dict(augment)
-    copies = params.pop("copies", 1)
-    _check(isinstance(copies, int) and copies >= 1, f"{key}.copies", copies, "an integer >= 1")
-    if "family" not in params:
-        raise ConfigError(f"'{key}' needs a 'family' (a perturbation family such as synonym).")
+def _check_copies(key: str, spec: DictConfig) -> None:
+    """RS-DA at training or smoothed prediction: `registry.copies_spec`, as the run reads it."""
     try:
-        registry.seeded(params.pop("family"), params, seed)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"In '{key}': {err}") from None
+        registry.copies_spec(key, spec)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 # ---------------------------------------------------------------- help

@@ -9,14 +9,14 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from robust_transfer.data.generalized import build_generalized
-from robust_transfer.data.perturbed import perturb_split, seeded_perturbation, split_stats
+from robust_transfer.data.perturbed import perturb_split, split_stats
 from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
 from robust_transfer.models.module import EvalSplit
-from robust_transfer.registry import build, eval_splits
+from robust_transfer.registry import build, copies_spec, eval_splits
 
 SMOOTHED = "smoothed"  # majority vote over perturbed copies (eval.smoothing)
 
@@ -61,10 +61,9 @@ def build_eval_splits(
             data[f"{name}/{lang}"] = perturbed
             stats.setdefault(name, {})[lang] = split_stats(ds, perturbed, lang, perturbation.params.fields)
     if cfg.eval.smoothing is not None:
-        params = OmegaConf.to_container(cfg.eval.smoothing)
-        family, copies = params.pop("family"), params.pop("copies", 1)
-        for k in range(copies):
-            perturbation = seeded_perturbation(family, params, cfg.data.seed + 1000 + k)
+        smoothing = copies_spec("eval.smoothing", cfg.eval.smoothing)
+        for k in range(smoothing.copies):
+            perturbation = build("perturbation", smoothing.family, smoothing.params(cfg.data.seed + 1000 + k))
             for lang, ds in clean.items():
                 if perturbation.supports(lang):
                     splits.append(EvalSplit(f"{SMOOTHED}#{k}", lang))

@@ -31,18 +31,16 @@ def build_all(cfg) -> list:
         adversary = OmegaConf.to_container(s.adversary)
         built.append(registry.build("regularizer", adversary["name"], adversary))
         if s.augment is not None:
-            built += _copies(OmegaConf.to_container(s.augment), seed)
+            built += _copies(registry.copies_spec(f"{stage}.augment", s.augment), seed + 1)
     for split in registry.eval_splits(cfg.eval.perturbations, seed):
         built.append(registry.build(split.kind, split.family, split.params))
     if cfg.eval.smoothing is not None:
-        built += _copies(OmegaConf.to_container(cfg.eval.smoothing), seed)
+        built += _copies(registry.copies_spec("eval.smoothing", cfg.eval.smoothing), seed + 1000)
     return built
 
 
-def _copies(spec: dict, seed: int) -> list:
-    params = dict(spec)
-    family, copies = params.pop("family"), params.pop("copies", 1)
-    return [registry.build("perturbation", family, registry.seeded(family, params, seed + k)) for k in range(copies)]
+def _copies(spec: registry.CopiesSpec, first_seed: int) -> list:
+    return [registry.build("perturbation", spec.family, spec.params(first_seed + k)) for k in range(spec.copies)]
 
 
 OPTIONS = [(g, o) for g in GROUPS for o in group_options(g)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
@@ -19,19 +18,13 @@ from filelock import FileLock
 
 from robust_transfer.checksums import file_sha256
 from robust_transfer.data.perturbations import Perturbation, perturbation_stats
-from robust_transfer.registry import build, seeded
+from robust_transfer.registry import build, copies_spec
 
 # bump when the way perturbed splits are built changes, to invalidate old caches
 CACHE_VERSION = 1
 # a family that changes fewer pairs than this in a language gets a warning in the report
 LOW_CHANGE = 0.05
 log = logging.getLogger(__name__)
-
-
-def seeded_perturbation(family: str, params: dict[str, Any], seed: int) -> Perturbation:
-    """The perturbation `family` with the run's `seed` where `params` set none (`registry.seeded`:
-    a combined family gives it to each part)."""
-    return build("perturbation", family, seeded(family, params, seed))
 
 
 def _verified(cache_file: Path) -> bool:
@@ -92,11 +85,10 @@ def _apply(ds: Dataset, perturbation: Perturbation, lang: str, fingerprint: str,
 
 def augment_split(ds: Dataset, augment: dict, lang: str, seed: int, cache_dir: Path | None) -> Dataset:
     """RS-DA: the split followed by `copies` perturbed copies, copy k drawn with seed + k + 1."""
-    params = dict(augment)
-    family, copies = params.pop("family"), params.pop("copies", 1)
+    spec = copies_spec("augment", augment)
     parts = [ds]
-    for k in range(copies):
-        perturbation = seeded_perturbation(family, params, seed + k + 1)
+    for k in range(spec.copies):
+        perturbation = build("perturbation", spec.family, spec.params(seed + k + 1))
         parts.append(perturb_split(ds, perturbation, lang, cache_dir))
     return concatenate_datasets(parts)
 

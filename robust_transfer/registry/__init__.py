@@ -22,14 +22,16 @@ from robust_transfer.registry.core import (
     spec,
     typed,
 )
-from robust_transfer.registry.splits import SplitSpec, eval_splits, seeded
+from robust_transfer.registry.splits import CopiesSpec, SplitSpec, copies_spec, eval_splits, seeded
 
 __all__ = [
     "KINDS",
     "CombinedParams",
+    "CopiesSpec",
     "Entry",
     "SplitSpec",
     "build",
+    "copies_spec",
     "defaults",
     "entry",
     "eval_splits",

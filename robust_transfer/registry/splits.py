@@ -1,7 +1,9 @@
-"""`eval.perturbations`, parsed once: each split's family, typed parameters and seed.
+"""`eval.perturbations`, parsed once: each split's family, typed parameters and seed; and the
+`{family, copies, ...}` specs of RS-DA augmentation and smoothed prediction.
 
 Config validation, evaluation and the dashboard all read the evaluation splits through
-`eval_splits`, so what validation accepts is exactly what evaluation builds.
+`eval_splits` (and validation and the training data the copies through `copies_spec`), so what
+validation accepts is exactly what the run builds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,35 @@ def eval_splits(perturbations: Mapping[str, Any] | None, seed: int) -> list[Spli
                 out.append(SplitSpec(name, family, "perturbation", seeded(family, values, seed), seed))
         except (ValueError, TypeError) as err:
             raise ValueError(f"In 'eval.perturbations.{name}': {err}") from None
+    return out
+
+
+@dataclass(frozen=True)
+class CopiesSpec:
+    """`copies` perturbed copies from one family (`{stage}.augment`, `eval.smoothing`)."""
+
+    family: str
+    copies: int
+    values: dict[str, Any]  # the family's parameters as given (each copy gets its own seed)
+
+    def params(self, seed: int) -> Any:
+        """The typed parameters of the copy drawn with `seed`."""
+        return seeded(self.family, self.values, seed)
+
+
+def copies_spec(key: str, values: Mapping[str, Any]) -> CopiesSpec:
+    """`{family: F, copies: N, ...params}` at config key `key`; a ValueError names the key."""
+    values = plain(values)
+    copies = values.pop("copies", 1)
+    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+        raise ValueError(f"Invalid value {copies!r} for '{key}.copies': must be an integer >= 1.")
+    if "family" not in values:
+        raise ValueError(f"'{key}' needs a 'family' (a perturbation family such as synonym).")
+    out = CopiesSpec(str(values.pop("family")), copies, values)
+    try:
+        out.params(0)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"In '{key}': {err}") from None
     return out
 
 
