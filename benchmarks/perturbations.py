@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from robust_transfer.data.perturbations import PERTURBATIONS, build_perturbation, perturbation_stats  # noqa: E402
+from robust_transfer.data.perturbations import build_perturbation, families, perturbation_stats  # noqa: E402
 from robust_transfer.keys import LANGUAGES as LANGS  # noqa: E402
 
 FIELDS = ("sentence1", "sentence2")
@@ -62,7 +62,7 @@ def cached_build(data: dict[str, dict], extra: dict[str, dict]) -> dict[str, flo
 
     disable_progress_bars()
     datasets = {lang: Dataset.from_dict(cols) for lang, cols in data.items()}
-    perturbations = [build_perturbation(name, extra.get(name, {})) for name in PERTURBATIONS]
+    perturbations = [build_perturbation(name, extra.get(name, {})) for name in families()]
     seconds = []
     with tempfile.TemporaryDirectory() as cache:
         for _ in range(2):
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict] = {}
     total = 0.0
     print(f"{'family':<12} {'build s':>8} {'apply s':>8}  languages")
-    for name in PERTURBATIONS:
+    for name in families():
         t = time.perf_counter()
         pert = build_perturbation(name, extra.get(name, {}))
         langs = [lang for lang in LANGS if pert.supports(lang)]

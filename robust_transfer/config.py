@@ -3,12 +3,16 @@
 `python -m robust_transfer.fit [experiment=NAME] [GROUP=OPTION ...] [dotted.key=value ...]`:
 experiment first, then group selections, then dotted overrides, each later one winning.
 Every user mistake becomes a `ConfigError` whose message names the key and the fix.
+
+Torch-free, so `--print-config` and config errors answer at once: the spec dataclasses come
+from torch-free modules (data/synthetic.py, models/tiny.py), and validation checks every
+regularizer, perturbation, attack and task through the registry's typed parameters
+(`registry.spec`, `registry.eval_splits`), the same ones the run builds its objects from.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,15 +21,16 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from robust_transfer import registry
 from robust_transfer.data.synthetic import SyntheticPawsSpec
 from robust_transfer.keys import LANGUAGES
 from robust_transfer.keys import STAGES as STAGE_NAMES
 from robust_transfer.models.tiny import TinyEncoderSpec
+from robust_transfer.suggest import did_you_mean
 
 CONFIG_ROOT = Path(os.environ.get("ROBUST_TRANSFER_CONFIGS", Path(__file__).resolve().parent.parent / "configs"))
 # Groups selected with GROUP=OPTION; `adversary` may also be selected per stage (`target.adversary=pgd`).
 GROUPS = ("model", "data", "adversary", "intermediate", "experiment")
-EMBEDDING_ATTACKS = ("embedding_pgd", "embedding_noise")
 
 
 class ConfigError(ValueError):
@@ -236,11 +241,6 @@ def _split_arg(arg: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _nearest(name: str, candidates: list[str]) -> str:
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f" Did you mean '{match[0]}'?" if match else ""
-
-
 def _node_keys(cfg: DictConfig, dotted_parent: str) -> list[str]:
     node = OmegaConf.select(cfg, dotted_parent) if dotted_parent else cfg
     return [str(k) for k in node.keys()] if isinstance(node, DictConfig) else []
@@ -254,7 +254,7 @@ def _explain(err: OmegaConfBaseException, cfg: DictConfig, key: str, value: Any)
         known = _node_keys(cfg, parent)
         where = f" under '{parent}'" if parent else ""
         return ConfigError(
-            f"Unknown config key '{full_key}'.{_nearest(leaf, known)} Valid keys{where}: "
+            f"Unknown config key '{full_key}'.{did_you_mean(leaf, known)} Valid keys{where}: "
             f"{', '.join(known)}."
         )
     return ConfigError(f"Invalid value {value!r} for '{full_key}': {msg}.")
@@ -278,7 +278,7 @@ def _set(cfg: DictConfig, key: str, value: Any) -> None:
         top = parent.split(".")[0]
         if top not in cfg:
             raise ConfigError(
-                f"Unknown config key '{key}'.{_nearest(top, _node_keys(cfg, ''))} "
+                f"Unknown config key '{key}'.{did_you_mean(top, _node_keys(cfg, ''))} "
                 f"Valid top-level keys: {', '.join(_node_keys(cfg, ''))}."
             )
     try:
@@ -347,7 +347,7 @@ def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
     group = _is_group_selection(key) or key
     overlay = _load_option(group, option)
     if group == "adversary":
-        OmegaConf.update(cfg, key, overlay, merge=False)
+        OmegaConf.update(cfg, key, _adversary_option(overlay), merge=False)
         return cfg
     if group == "intermediate":
         # an option replaces the whole stage: nothing of the default task's settings survives
@@ -355,6 +355,16 @@ def _select(cfg: DictConfig, key: str, option: str) -> DictConfig:
         cfg.intermediate = _merge(fresh, overlay, f"configs/intermediate/{option}.yaml")
         return cfg
     return _merge(cfg, OmegaConf.create({group: overlay}), f"configs/{group}/{option}.yaml")
+
+
+def _adversary_option(overlay: DictConfig) -> dict[str, Any]:
+    """An adversary option over its regularizer's defaults: configs/adversary/*.yaml hold only
+    what they change, the defaults live in robust_transfer/registry/regularizers.py, and the
+    composed config spells out every parameter (as the run records it)."""
+    values = OmegaConf.to_container(overlay)
+    name = values.get("name")
+    defaults = registry.defaults("regularizer", name) if name in registry.names("regularizer") else {}
+    return {"name": name, **defaults, **values}
 
 
 RECIPE_KEYS = ("lr", "weight_decay", "warmup_ratio")
@@ -404,17 +414,14 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 def _check_choice(key: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
     if value not in choices:
         raise ConfigError(
-            f"Invalid value {value!r} for '{key}'.{_nearest(str(value), list(choices))} "
+            f"Invalid value {value!r} for '{key}'.{did_you_mean(str(value), list(choices))} "
             f"Valid values: {', '.join(choices)}."
         )
 
 
 def validate(cfg: DictConfig) -> None:
-    """Range and choice checks that the dataclass types alone cannot express."""
-    from robust_transfer.adversarial import build_regularizer
-    from robust_transfer.data.perturbations import build_perturbation
-    from robust_transfer.data.tasks import INTERMEDIATE_TASKS, TARGET_TASKS
-
+    """Range and choice checks that the dataclass types alone cannot express, and the typed
+    parameters of every object the run will build (torch-free: `registry.spec`)."""
     t = cfg.trainer
     _check(t.max_epochs is not None and t.max_epochs >= 1, "trainer.max_epochs", t.max_epochs, "an integer >= 1")
     _check(t.gradient_clip_val >= 0, "trainer.gradient_clip_val", t.gradient_clip_val, ">= 0")
@@ -437,10 +444,10 @@ def validate(cfg: DictConfig) -> None:
     _check_choice("model.pooling", m.pooling, ("cls", "mean"))
     _check(m.max_length >= 8, "model.max_length", m.max_length, "an integer >= 8")
     _check(0 <= m.head_dropout < 1, "model.head_dropout", m.head_dropout, "in [0, 1)")
-    _check_choice("intermediate.task", cfg.intermediate.task, ["none", *INTERMEDIATE_TASKS])
-    _check_choice("target.task", cfg.target.task, list(TARGET_TASKS))
     for stage in STAGE_NAMES:
         s = cfg[stage]
+        tasks = registry.names("task", stage)
+        _check_choice(f"{stage}.task", s.task, ["none", *tasks] if stage == "intermediate" else tasks)
         _check(s.lr > 0, f"{stage}.lr", s.lr, "> 0")
         _check(0 <= s.warmup_ratio < 1, f"{stage}.warmup_ratio", s.warmup_ratio, "in [0, 1)")
         _check(s.weight_decay >= 0, f"{stage}.weight_decay", s.weight_decay, ">= 0")
@@ -448,43 +455,26 @@ def validate(cfg: DictConfig) -> None:
             _check(s.max_epochs >= 1, f"{stage}.max_epochs", s.max_epochs, "an integer >= 1 or null")
         _check(s.adversary_start_epoch >= 0, f"{stage}.adversary_start_epoch", s.adversary_start_epoch, "an integer >= 0")
         if s.augment is not None:
-            _check_augment(f"{stage}.augment", OmegaConf.to_container(s.augment), build_perturbation)
+            _check_copies(f"{stage}.augment", s.augment)
         adversary = OmegaConf.to_container(s.adversary)
         try:
-            build_regularizer(adversary.get("name", "none"), {k: v for k, v in adversary.items() if k != "name"})
+            registry.spec("regularizer", adversary.get("name", "none"), adversary)
         except (ValueError, TypeError) as err:
             raise ConfigError(f"In '{stage}.adversary': {err}") from None
     if cfg.eval.smoothing is not None:
-        _check_augment("eval.smoothing", OmegaConf.to_container(cfg.eval.smoothing), build_perturbation)
-    for split, spec in cfg.eval.perturbations.items():
-        if spec is None:
-            continue
-        _check(split != "clean", "eval.perturbations", split, "named anything but 'clean'")
-        params = OmegaConf.to_container(spec)
-        family = params.pop("family", split)
-        if family in EMBEDDING_ATTACKS:
-            from robust_transfer.evaluation.attacks import check_attack_params
-
-            check = check_attack_params
-        else:
-            check = build_perturbation
-        try:
-            check(family, params)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(f"In 'eval.perturbations.{split}': {err}") from None
-
-
-def _check_augment(key: str, augment: dict, build_perturbation) -> None:
-    """A perturbation family with `copies` (RS-DA at training or smoothed prediction)."""
-    params = dict(augment)
-    copies = params.pop("copies", 1)
-    _check(isinstance(copies, int) and copies >= 1, f"{key}.copies", copies, "an integer >= 1")
-    if "family" not in params:
-        raise ConfigError(f"'{key}' needs a 'family' (a perturbation family such as synonym).")
+        _check_copies("eval.smoothing", cfg.eval.smoothing)
     try:
-        build_perturbation(params.pop("family"), params)
-    except (ValueError, TypeError) as err:
-        raise ConfigError(f"In '{key}': {err}") from None
+        registry.eval_splits(cfg.eval.perturbations, cfg.data.seed)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
+def _check_copies(key: str, spec: DictConfig) -> None:
+    """RS-DA at training or smoothed prediction: `registry.copies_spec`, as the run reads it."""
+    try:
+        registry.copies_spec(key, spec)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 # ---------------------------------------------------------------- help

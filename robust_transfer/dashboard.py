@@ -79,21 +79,17 @@ class Layout:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layout:
         """What a run of `config` will log (text perturbations skip unsupported languages)."""
-        from robust_transfer.data.perturbations import PERTURBATIONS, build_perturbation
         from robust_transfer.naming import stages_run
+        from robust_transfer.registry import build, eval_splits
 
         languages = list(config["data"]["languages"])
         splits, split_languages = {}, {}
-        for name, spec in (config["eval"]["perturbations"] or {}).items():
-            if spec is None:
-                continue
-            params = dict(spec)
-            family = params.pop("family", name)
-            splits[name] = family
-            split_languages[name] = languages  # an embedding attack runs in every language
-            if all(part in PERTURBATIONS for part in family.split("+")):
-                p = build_perturbation(family, {"seed": config["data"]["seed"], **params})
-                split_languages[name] = [lang for lang in languages if p.supports(lang)]
+        for spec in eval_splits(config["eval"]["perturbations"], config["data"]["seed"]):
+            splits[spec.name] = spec.family
+            split_languages[spec.name] = languages  # an embedding attack runs in every language
+            if spec.kind == "perturbation":
+                p = build("perturbation", spec.family, spec.params)
+                split_languages[spec.name] = [lang for lang in languages if p.supports(lang)]
         return cls(languages, splits, split_languages, stages_run(config))
 
 

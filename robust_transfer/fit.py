@@ -1,7 +1,8 @@
 """`python -m robust_transfer.fit`: the command line. The experiment itself is `pipeline.run`.
 
-Heavy libraries are imported only once the config is valid, so `--help` and config mistakes
-answer at once.
+Heavy libraries are imported only once the config is valid, so `--help`, `--print-config` and
+config mistakes answer at once: config validation checks the registry's typed parameters,
+which import no torch, datasets, transformers or Lightning (tests/test_cli_imports.py).
 
 Exit codes: 0 done; 2 a mistake the user can fix (config, data file, run directory, damaged
 checkpoint, lock), printed as one `error:` paragraph naming the file (and line), the key and the

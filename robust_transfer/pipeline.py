@@ -34,8 +34,7 @@ from filelock import FileLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from robust_transfer import keys
-from robust_transfer.adversarial import build_regularizer
+from robust_transfer import keys, registry
 from robust_transfer.callbacks import DegradationLogger, RngState
 from robust_transfer.callbacks.degradation import log_generalized, log_plots
 from robust_transfer.callbacks.interrupt import (
@@ -191,7 +190,7 @@ def _prepare_stage(cfg: DictConfig, name: str, index: int) -> StagePlan:
         train = augment_split(train, augment, lang, cfg.data.seed, Path(cfg.cache_dir) / "perturbed")
     val = _load(cfg, task, name, "validation", [lang])[lang]
     adversary = OmegaConf.to_container(stage_cfg.adversary)
-    regularizer = build_regularizer(adversary["name"], {k: v for k, v in adversary.items() if k != "name"})
+    regularizer = registry.build("regularizer", adversary["name"], adversary)
     info = {
         "name": name,
         "task": task.name,
@@ -247,10 +246,10 @@ def prepare(cfg: DictConfig) -> Plan:
         log.warning(line)
     splits, data, stats = build_eval_splits(
         clean,
-        perturbations=to_container(cfg.eval.perturbations),
+        perturbations=registry.eval_splits(cfg.eval.perturbations, cfg.data.seed),
         seed=cfg.data.seed,
         perturbed_cache=Path(cfg.cache_dir) / "perturbed",
-        smoothing=to_container(cfg.eval.smoothing) if cfg.eval.smoothing is not None else None,
+        smoothing=registry.copies_spec("eval.smoothing", cfg.eval.smoothing) if cfg.eval.smoothing is not None else None,
         generalized=cfg.eval.generalized,
     )
     model_path = resolve_model_path(cfg)

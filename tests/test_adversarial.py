@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from transformers import BertConfig, BertModel, XLMRobertaConfig, XLMRobertaModel
 
+from robust_transfer import registry
 from robust_transfer.adversarial import (
-    REGULARIZERS,
     AdversarialBatch,
     build_regularizer,
     embedding_pgd_attack,
@@ -373,7 +373,7 @@ def nan_on_call(n: int):
     return hook
 
 
-SKIP = [(name, 1) for name in sorted(REGULARIZERS)] + [
+SKIP = [(name, 1) for name in registry.names("regularizer")] + [
     ("fgsm", 2),
     ("pgd", 2),
     ("freelb", 2),
@@ -421,21 +421,24 @@ def test_registry_errors_name_the_valid_options():
         build_regularizer("pgd", {"clean_weight": 0.0, "adv_weight": 0.0})
 
 
-def test_config_files_match_params_defaults_and_schema():
+def test_option_files_hold_only_what_differs_and_compose_to_the_dataclass_defaults():
+    """The defaults live in the parameter dataclasses (registry/regularizers.py) only: an option
+    file sets its name and what it changes; selecting it spells out every parameter."""
+    from robust_transfer.config import compose
+
     files = {p.stem: p for p in CONFIGS.glob("*.yaml")}
-    assert set(files) >= set(REGULARIZERS)
+    assert set(files) >= set(registry.names("regularizer"))
     for stem, path in files.items():
-        cfg = OmegaConf.load(path)
-        params = {k: v for k, v in cfg.items() if k != "name"}
-        reg = build_regularizer(cfg.name, params)
-        params_cls = REGULARIZERS[cfg.name].Params
-        schema = OmegaConf.structured(params_cls)  # plain types only: usable as a schema
-        OmegaConf.merge(schema, params)
-        if stem in REGULARIZERS:  # the file named after a regularizer holds its defaults
-            assert cfg.name == stem
-            assert dataclasses.asdict(reg.params) == dataclasses.asdict(params_cls())
-        else:  # a variant (pgd_tiny) spells out every parameter of its regularizer
-            assert set(params) == set(dataclasses.asdict(params_cls()))
+        cfg = OmegaConf.to_container(OmegaConf.load(path))
+        name = cfg.pop("name")
+        defaults = registry.defaults("regularizer", name)
+        assert stem == name or cfg, f"{path.name} repeats {name}.yaml"
+        assert {k: v for k, v in cfg.items() if defaults.get(k) == v} == {}, f"{path.name} repeats a default"
+        OmegaConf.merge(OmegaConf.structured(registry.entry("regularizer", name).params), cfg)  # typed schema
+        composed = compose([f"adversary={stem}"]).target.adversary
+        assert dict(composed) == {"name": name, **defaults, **cfg}
+        reg = build_regularizer(name, composed)
+        assert dataclasses.asdict(reg.params) == {**defaults, **cfg}
 
 
 # ------------------------------------------------------------------ huge budgets

@@ -12,7 +12,7 @@ import pytest
 from robust_transfer import keys, report
 from robust_transfer.callbacks import degradation as callback
 from robust_transfer.evaluation import metrics
-from robust_transfer.evaluation.attacks import check_attack_params
+from robust_transfer.evaluation.attacks import Attack
 from robust_transfer.evaluation.metrics import (
     SMOOTHED,
     degradation,
@@ -111,13 +111,13 @@ def test_the_vote_replaces_its_copies_and_leaves_other_splits_alone():
     assert with_smoothed_vote(raw, flipped)[SMOOTHED] == voted[SMOOTHED]
 
 
-def test_attack_params_are_checked_in_evaluation_attacks_without_torch():
-    assert check_attack_params("embedding_noise", {}) == {"sigma": 0.1}
-    assert check_attack_params("embedding_pgd", {"steps": 2})["steps"] == 2
+def test_an_attack_is_checked_by_the_registry_without_torch():
+    assert Attack.build("embedding_noise", {}).params.sigma == 0.1
+    assert Attack.build("embedding_pgd", {"steps": 2}).params.steps == 2
     with pytest.raises(ValueError, match="Did you mean 'epsilon'"):
-        check_attack_params("embedding_pgd", {"epsilom": 1.0})
+        Attack.build("embedding_pgd", {"epsilom": 1.0})
     with pytest.raises(ValueError, match="restarts > 1 needs random_init"):
-        check_attack_params("embedding_pgd", {"restarts": 2, "random_init": False})
+        Attack.build("embedding_pgd", {"restarts": 2, "random_init": False})
     # config validation checks an attack's parameters with the same function, before the run
     from robust_transfer.config import ConfigError, compose
 

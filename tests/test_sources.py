@@ -14,11 +14,12 @@ import datasets
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
+from robust_transfer import registry
 from robust_transfer.config import _package_dir, compose
 from robust_transfer.data import sources
 from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.sources import DataError, load_pawsx, read_nli_tsv, read_pawsx_file
-from robust_transfer.data.tasks import INTERMEDIATE_TASKS, TARGET_TASKS, get_task
+from robust_transfer.data.tasks import get_task
 from robust_transfer.keys import LANGUAGES
 
 from .conftest import SHARED_DATA
@@ -140,7 +141,7 @@ def test_pawsx_task_reads_splits_from_config(tmp_path):
         "data.train_split=validation[:100]", "data.test_split=validation[100:150]",
     )
     task = get_task("pawsx")
-    assert task.num_labels == 2 and "pawsx" in TARGET_TASKS
+    assert task.num_labels == 2 and "pawsx" in registry.names("task", "target")
     assert len(task.load(cfg, "train", ["en"])["en"]) == 100
     assert task.load(cfg, "test", ["ja", "zh"])["zh"]["id"][:] == list(range(100, 150))
     with pytest.raises(DataError, match="target.task=pawsx"):
@@ -190,7 +191,7 @@ def test_hub_intermediate_tasks_map_label_names_and_split_names(monkeypatch):
     cfg = _cfg("intermediate=mnli")
     ds = get_task("mnli").load(cfg, "validation", ["en"])["en"]
     assert calls[-1] == ("nyu-mll/glue", "mnli", "validation_matched")
-    task_labels = INTERMEDIATE_TASKS["mnli"].labels
+    task_labels = get_task("mnli").labels
     assert [task_labels[y] for y in ds["label"][:]] == ["contradiction", "entailment"]
     assert ds["sentence1"][:] == ["p0", "p1"]
     cfg = _cfg("intermediate=mnli", "intermediate.val_split=validation[:10]")
@@ -201,7 +202,7 @@ def test_hub_intermediate_tasks_map_label_names_and_split_names(monkeypatch):
         ("xnli_en", "facebook/xnli", "en", ("premise", "hypothesis")),
         ("paws_en", sources.PAWSX_HUB, "en", ("sentence1", "sentence2")),
     ]:
-        labels = list(INTERMEDIATE_TASKS[name].labels)
+        labels = list(get_task(name).labels)
         data = {"id": [5], text[0]: ["q1"], text[1]: ["q2"], "label": [1]}
         monkeypatch.setattr(datasets, "load_dataset", _fake_hub(calls, data, labels, text))
         ds = get_task(name).load(_cfg(f"intermediate={name}"), "train", ["en"])["en"]

@@ -1,32 +1,28 @@
-"""Embedding-space adversarial regularizers behind one interface, and an eval-time attack.
+"""Embedding-space adversarial regularizers behind one interface, and the eval-time attacks.
 
     reg = build_regularizer("pgd", {"epsilon": 1.0, "steps": 3})
     out = reg.step(AdversarialBatch(embed, forward, mask, labels), backward)
 
-One regularizer per module; each registers itself under its config name:
-none, fgsm, pgd, freelb, smart, r3f, random.
+One regularizer per module: none, fgsm, pgd, freelb, smart, r3f, random. Their names,
+parameters and defaults are registered in robust_transfer/registry/regularizers.py (torch-free,
+so a config is checked without importing this package); `build_regularizer` is the registry's
+`build("regularizer", ...)`.
 """
 
-# Importing the modules registers their regularizers.
-from robust_transfer.adversarial import fgsm, freelb, none, pgd, r3f, random_noise, smart  # noqa: F401
 from robust_transfer.adversarial.attack import embedding_pgd_attack
 from robust_transfer.adversarial.base import (
-    REGULARIZERS,
     AdversarialBatch,
     Cost,
     Regularizer,
     StepOutput,
     build_regularizer,
-    register,
 )
 
 __all__ = [
-    "REGULARIZERS",
     "AdversarialBatch",
     "Cost",
     "Regularizer",
     "StepOutput",
     "build_regularizer",
     "embedding_pgd_attack",
-    "register",
 ]

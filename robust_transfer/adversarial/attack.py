@@ -1,4 +1,6 @@
-"""Evaluation-time attack: PGD in word-embedding space against a trained model.
+"""Evaluation-time attacks against a trained model: PGD in word-embedding space (`embedding_pgd`)
+and Gaussian embedding noise (`embedding_noise`), registered with their parameters in
+robust_transfer/registry/attacks.py and built by `registry.build("attack", ...)`.
 
 The attack maximises the summed cross-entropy of the batch within the ball of radius
 epsilon (per-example L2 over real tokens, or elementwise Linf), padding never perturbed.
@@ -12,6 +14,8 @@ the Trainer with `inference_mode=False`); it enables grad itself inside `torch.n
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -24,6 +28,30 @@ from robust_transfer.adversarial.base import (
     project,
     random_in_ball,
 )
+from robust_transfer.registry.attacks import EmbeddingNoiseParams, EmbeddingPGDParams
+
+
+class EmbeddingPGD:
+    """`embedding_pgd`: `embedding_pgd_attack` with its registered parameters."""
+
+    def __init__(self, params: EmbeddingPGDParams):
+        self.params = params
+
+    def delta(self, batch: AdversarialBatch, generator: torch.Generator) -> Tensor:
+        """The attack's perturbation of `batch`'s word embeddings (call under enable_grad)."""
+        return embedding_pgd_attack(batch, generator=generator, **dataclasses.asdict(self.params))
+
+
+class EmbeddingNoise:
+    """`embedding_noise`: Gaussian noise of std `sigma` on every real token's word embedding."""
+
+    def __init__(self, params: EmbeddingNoiseParams):
+        self.params = params
+
+    def delta(self, batch: AdversarialBatch, generator: torch.Generator) -> Tensor:
+        embeds = batch.embed()
+        noise = torch.randn(embeds.shape, generator=generator, device=embeds.device)
+        return noise * self.params.sigma * batch.mask.unsqueeze(-1).to(embeds.dtype)
 
 
 class _Sampler:

@@ -17,15 +17,14 @@ Conventions shared by every regularizer:
   non-finite value all ranks stop at the same check, after the same number of backward
   passes, and none is left waiting in DDP's gradient all-reduce;
 - norms are computed scaled by the largest entry, so they cannot overflow float32, and size
-  parameters above `MAX_BUDGET` are rejected when the regularizer is built (config error).
+  parameters above `registry.checks.MAX_BUDGET` are rejected by the parameter dataclasses
+  (robust_transfer/registry/regularizers.py), so a config error, before any training.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -33,11 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-NORMS = ("l2", "linf")
-# The largest perturbation size we accept: a perturbation (or a step) this large has a squared
-# norm, and the encoder's LayerNorm a variance, that overflow float32 (max 3.4e38); beyond it a
-# run would either train on inf/NaN or, through an overflowed norm, on a zero perturbation.
-MAX_BUDGET = float(torch.finfo(torch.float32).max) ** 0.5  # 1.84e19
+from robust_transfer.registry import build, typed
+from robust_transfer.registry.checks import NORMS, combine_weights
 
 
 @dataclass
@@ -96,7 +92,7 @@ class Regularizer(ABC):
     """One training objective. Subclasses set `name`, a `Params` dataclass, and `step`."""
 
     name: ClassVar[str]
-    Params: ClassVar[type]  # a @dataclass of hyperparameters with the papers' defaults
+    Params: ClassVar[type]  # its registered dataclass of hyperparameters (robust_transfer/registry/regularizers.py)
 
     @property
     def wants_teacher(self) -> bool:
@@ -110,11 +106,7 @@ class Regularizer(ABC):
     teacher_decay: float = 0.0
 
     def __init__(self, params: Any = None, *, generator: torch.Generator | None = None):
-        if params is None:
-            params = self.Params()
-        elif isinstance(params, Mapping):
-            params = self.Params(**params)
-        self.params = params
+        self.params = typed(self.Params, params, f"adversary '{self.name}'")
         # Source of the random initialisations/noise; None means torch's global RNG.
         self.generator = generator
 
@@ -162,107 +154,18 @@ class Regularizer(ABC):
         return sample(like.shape, generator=g, device=g.device, dtype=like.dtype).to(like.device)
 
 
-# -------------------------------------------------------------------- registry
-
-REGULARIZERS: dict[str, type[Regularizer]] = {}
-
-
-def register(cls: type[Regularizer]) -> type[Regularizer]:
-    """Class decorator: make `cls` buildable by its `name`."""
-    if cls.name in REGULARIZERS and REGULARIZERS[cls.name] is not cls:
-        raise ValueError(
-            f"regularizer name {cls.name!r} is already registered by {REGULARIZERS[cls.name].__name__}"
-        )
-    if not (isinstance(cls.Params, type) and dataclasses.is_dataclass(cls.Params)):
-        raise TypeError(f"{cls.__name__}.Params must be a dataclass")
-    REGULARIZERS[cls.name] = cls
-    return cls
+# -------------------------------------------------------------------- building
 
 
 def build_regularizer(
-    name: str, params: Mapping[str, Any] | None = None, *, generator: torch.Generator | None = None
+    name: str, params: Any = None, *, generator: torch.Generator | None = None
 ) -> Regularizer:
-    """The registered regularizer `name` with `params` over its defaults.
+    """`registry.build("regularizer", name, params)`: `params` over the registered defaults.
 
     `params` may repeat `name` (a whole `configs/adversary/*.yaml`). A ValueError names an
     unknown regularizer (listing the valid ones) or an unknown parameter (and the nearest valid one).
     """
-    if name not in REGULARIZERS:
-        near = difflib.get_close_matches(str(name), list(REGULARIZERS), n=1)
-        hint = f" Did you mean '{near[0]}'?" if near else ""
-        raise ValueError(
-            f"unknown adversary '{name}'.{hint} Valid: {', '.join(sorted(REGULARIZERS))}."
-        )
-    cls = REGULARIZERS[name]
-    params = _plain_dict(params)
-    if params.pop("name", name) != name:
-        raise ValueError(
-            f"adversary name mismatch: building '{name}' with params for another adversary"
-        )
-    valid = [f.name for f in dataclasses.fields(cls.Params)]
-    for key in params:
-        if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean '{near[0]}'?" if near else ""
-            raise ValueError(
-                f"unknown parameter '{key}' for adversary '{name}'.{hint} Valid: {', '.join(valid)}."
-            )
-    return cls(cls.Params(**params), generator=generator)
-
-
-def _plain_dict(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    if params is None:
-        return {}
-    try:  # an OmegaConf DictConfig: resolve interpolations into plain values
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(params, DictConfig):
-            return dict(OmegaConf.to_container(params, resolve=True))
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return dict(params)
-
-
-# -------------------------------------------------------------------- parameter checks
-
-
-def check_choice(name: str, value: Any, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def check_nonnegative(**values: Any) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
-
-
-def check_budget(**values: Any) -> None:
-    """A perturbation size: a finite number in [0, MAX_BUDGET] (see `MAX_BUDGET` for why)."""
-    check_nonnegative(**values)
-    for name, value in values.items():
-        if not value <= MAX_BUDGET:
-            raise ValueError(
-                f"{name} = {value:g} is too large to represent: a perturbation that size "
-                f"overflows float32 (its squared norm exceeds 3.4e38), so it would train on "
-                f"inf/NaN or a zero perturbation. Use {name} <= {MAX_BUDGET:.3g}; embedding "
-                f"entries are of order 1, so useful budgets are far below 1e3."
-            )
-
-
-def check_steps(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
-
-
-def combine_weights(clean_weight: float, adv_weight: float) -> tuple[float, float]:
-    """(clean, adv) weights normalised to sum to 1, so epsilon 0 reproduces the clean loss."""
-    check_nonnegative(clean_weight=clean_weight, adv_weight=adv_weight)
-    total = clean_weight + adv_weight
-    if total <= 0:
-        raise ValueError("clean_weight + adv_weight must be > 0")
-    return clean_weight / total, adv_weight / total
+    return build("regularizer", name, params, generator=generator)
 
 
 # -------------------------------------------------------------------- tensor helpers
@@ -431,13 +334,12 @@ def uniform_or_normal(reg: Regularizer, like: Tensor, scale: float, noise: str) 
 
 __all__ = [
     "NORMS",
-    "REGULARIZERS",
     "AdversarialBatch",
     "Cost",
     "Regularizer",
     "StepOutput",
     "build_regularizer",
-    "register",
+    "combine_weights",
 ]
 
 

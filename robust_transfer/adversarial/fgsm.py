@@ -12,43 +12,25 @@ so a step costs 2 forward+backward passes:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import Tensor
 
 from robust_transfer.adversarial.base import (
-    NORMS,
     AdversarialBatch,
     Cost,
     Regularizer,
     StepOutput,
     adversarial_finish,
-    check_budget,
-    check_choice,
     clean_probe,
     combine_weights,
     direction,
-    register,
 )
+from robust_transfer.registry.regularizers import FGSMParams
 
 
-@register
 class FGSM(Regularizer):
     name = "fgsm"
-
-    @dataclass
-    class Params:
-        epsilon: float = (
-            1.0  # perturbation size: per-example L2 norm (l2) or per-entry bound (linf)
-        )
-        norm: str = "l2"  # l2: FGM (normalised gradient); linf: FGSM (sign of the gradient)
-        clean_weight: float = 1.0  # weight of the clean task loss in the normalised mix
-        adv_weight: float = 1.0  # weight of the adversarial task loss in the normalised mix
-
-        def __post_init__(self):
-            check_budget(epsilon=self.epsilon)
-            check_choice("norm", self.norm, NORMS)
-            combine_weights(self.clean_weight, self.adv_weight)
+    Params = FGSMParams
 
     def cost(self) -> Cost:
         if self.params.epsilon == 0:

@@ -30,20 +30,15 @@ avoids an extra forward pass. `adv_loss` is the loss at the last step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from robust_transfer.adversarial.base import (
-    NORMS,
     AdversarialBatch,
     Cost,
     Regularizer,
     StepOutput,
-    check_budget,
-    check_choice,
-    check_steps,
     combine_weights,
     direction,
     discard_grads,
@@ -52,41 +47,15 @@ from robust_transfer.adversarial.base import (
     mean_l2,
     per_example,
     project,
-    register,
     require_grad,
     task_loss,
 )
+from robust_transfer.registry.regularizers import FreeLBParams
 
 
-@register
 class FreeLB(Regularizer):
     name = "freelb"
-
-    @dataclass
-    class Params:
-        adv_lr: float = 0.1  # ascent step size (reference --adv-lr)
-        steps: int = (
-            3  # ascent steps K, each one forward+backward (reference --adv-steps); 0 trains clean
-        )
-        init_mag: float = (
-            0.1  # magnitude of the random initial perturbation (reference --adv-init-mag)
-        )
-        max_norm: float = (
-            0.0  # radius of the perturbation ball; 0 = unbounded (reference --adv-max-norm)
-        )
-        norm: str = "l2"  # l2 or linf (reference --norm-type)
-        clean_weight: float = (
-            0.0  # weight of an extra clean loss term (0 = the reference objective)
-        )
-        adv_weight: float = 1.0  # weight of the averaged adversarial loss
-        dropout_masks: str = "shared"  # shared: one set of masks for the K passes (reference); fresh: new per pass
-
-        def __post_init__(self):
-            check_budget(adv_lr=self.adv_lr, init_mag=self.init_mag, max_norm=self.max_norm)
-            check_steps("steps", self.steps)
-            check_choice("norm", self.norm, NORMS)
-            check_choice("dropout_masks", self.dropout_masks, ("shared", "fresh"))
-            combine_weights(self.clean_weight, self.adv_weight)
+    Params = FreeLBParams
 
     def _is_clean(self) -> bool:
         p = self.params

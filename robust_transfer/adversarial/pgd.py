@@ -23,55 +23,30 @@ of 20 paired runs), so it is not the default.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from robust_transfer.adversarial.base import (
-    NORMS,
     AdversarialBatch,
     Cost,
     Regularizer,
     StepOutput,
     adversarial_finish,
-    check_budget,
-    check_choice,
-    check_steps,
     clean_probe,
     combine_weights,
     direction,
     is_finite,
     project,
     random_in_ball,
-    register,
     task_loss,
 )
+from robust_transfer.registry.regularizers import PGDParams
 
 
-@register
 class PGD(Regularizer):
     name = "pgd"
-
-    @dataclass
-    class Params:
-        epsilon: float = (
-            1.0  # radius of the ball: per-example L2 norm (l2) or per-entry bound (linf)
-        )
-        alpha: float = 0.3  # ascent step size (same units as epsilon)
-        steps: int = 3  # number of ascent steps K; 0 trains clean
-        norm: str = "l2"  # l2 (per example over real tokens) or linf (elementwise)
-        random_init: bool = True  # start uniformly inside the ball (else at zero)
-        first_step: str = "at_start"  # at_start: gradient at the random start (Madry); clean: the clean gradient
-        clean_weight: float = 1.0  # weight of the clean task loss in the normalised mix
-        adv_weight: float = 1.0  # weight of the adversarial task loss in the normalised mix
-
-        def __post_init__(self):
-            check_budget(epsilon=self.epsilon, alpha=self.alpha)
-            check_steps("steps", self.steps)
-            check_choice("norm", self.norm, NORMS)
-            check_choice("first_step", self.first_step, ("at_start", "clean"))
-            combine_weights(self.clean_weight, self.adv_weight)
+    Params = PGDParams
 
     def _start_gradient_is_clean(self) -> bool:
         """The first ascent step can reuse the clean gradient: zero start, or first_step=clean."""

@@ -12,7 +12,6 @@ Noise is zero on padding. `adv_weight` is the paper's lambda (fairseq `--r3f-lam
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from torch import Tensor
 
@@ -21,34 +20,19 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
-    check_budget,
-    check_choice,
-    check_nonnegative,
     is_finite,
     mask3,
     mean_l2,
-    register,
     symmetric_kl,
     task_loss,
     uniform_or_normal,
 )
+from robust_transfer.registry.regularizers import R3FParams
 
 
-@register
 class R3F(Regularizer):
     name = "r3f"
-
-    @dataclass
-    class Params:
-        epsilon: float = 1e-5  # noise scale: half-width (uniform) or std (normal) (fairseq --eps)
-        noise: str = "uniform"  # uniform or normal (fairseq --noise-type)
-        clean_weight: float = 1.0  # scale of the task loss (1 = the paper)
-        adv_weight: float = 1.0  # lambda, the weight of the symmetric KL (fairseq --r3f-lambda)
-
-        def __post_init__(self):
-            check_budget(epsilon=self.epsilon)
-            check_nonnegative(clean_weight=self.clean_weight, adv_weight=self.adv_weight)
-            check_choice("noise", self.noise, ("uniform", "normal"))
+    Params = R3FParams
 
     def _is_clean(self) -> bool:
         return self.params.epsilon == 0 or self.params.adv_weight == 0

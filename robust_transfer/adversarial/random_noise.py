@@ -12,7 +12,6 @@ at a time. With clean_weight 0 the clean loss is still computed, without gradien
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -22,34 +21,20 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
-    check_budget,
-    check_choice,
     combine_weights,
     discard_grads,
     is_finite,
     mask3,
     mean_l2,
-    register,
     task_loss,
     uniform_or_normal,
 )
+from robust_transfer.registry.regularizers import RandomNoiseParams
 
 
-@register
 class RandomNoise(Regularizer):
     name = "random"
-
-    @dataclass
-    class Params:
-        sigma: float = 0.01  # noise scale per embedding entry: std (normal) or half-width (uniform)
-        noise: str = "normal"  # normal (Gaussian smoothing) or uniform
-        clean_weight: float = 1.0  # weight of the clean task loss in the normalised mix
-        adv_weight: float = 1.0  # weight of the noisy task loss in the normalised mix
-
-        def __post_init__(self):
-            check_budget(sigma=self.sigma)
-            check_choice("noise", self.noise, ("normal", "uniform"))
-            combine_weights(self.clean_weight, self.adv_weight)
+    Params = RandomNoiseParams
 
     def _is_clean(self) -> bool:
         return self.params.sigma == 0 or self.params.adv_weight == 0

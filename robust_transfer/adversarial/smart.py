@@ -43,7 +43,6 @@ the LightningModule uses torch.optim.swa_utils.AveragedModel). mt-dnn does not i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -54,18 +53,14 @@ from robust_transfer.adversarial.base import (
     Cost,
     Regularizer,
     StepOutput,
-    check_budget,
-    check_choice,
-    check_nonnegative,
-    check_steps,
     is_finite,
     mask3,
     mean_l2,
-    register,
     safe_norm,
     symmetric_kl,
     task_loss,
 )
+from robust_transfer.registry.regularizers import SMARTParams
 
 
 def stable_kl(logits: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
@@ -113,37 +108,9 @@ def _project(delta: Tensor, epsilon: float, norm: str, level: str) -> Tensor:
     return (d * scale).to(delta.dtype)
 
 
-@register
 class SMART(Regularizer):
     name = "smart"
-
-    @dataclass
-    class Params:
-        epsilon: float = 1e-6  # unit: stabiliser of the normalisation (mt-dnn --adv_epsilon); radius: ball radius
-        step_size: float = 1e-3  # ascent step size eta (paper: 1e-3)
-        noise_var: float = 1e-5  # std of the initial Gaussian noise sigma (paper and mt-dnn: 1e-5)
-        steps: int = 1  # ascent steps T_x (paper and mt-dnn: 1); 0 = noise only
-        norm: str = "linf"  # norm of the normalisation (and ball): linf (mt-dnn default) or l2
-        norm_level: str = "token"  # over H per token (mt-dnn default) or over (T, H) per example (sentence)
-        perturbation_scale: str = "unit"  # unit: rescale delta to unit norm (mt-dnn); radius: project on the epsilon ball (paper)
-        inner_loss: str = "stable_kl"  # ascent objective: stable_kl (mt-dnn) or symmetric_kl (paper)
-        clean_weight: float = 1.0  # scale of the task loss (1 = the paper)
-        adv_weight: float = 1.0  # lambda_s, the weight of the symmetric-KL smoothness term (mt-dnn --adv_alpha)
-        bregman_mu: float = 0.0  # mu, the weight of the Bregman proximal point term (paper: 1); 0 = off (mt-dnn)
-        bregman_beta: float = 0.99  # beta, the momentum of the Bregman teacher (paper: 0.99)
-
-        def __post_init__(self):
-            check_budget(epsilon=self.epsilon, step_size=self.step_size, noise_var=self.noise_var)
-            check_nonnegative(
-                clean_weight=self.clean_weight, adv_weight=self.adv_weight, bregman_mu=self.bregman_mu
-            )
-            check_steps("steps", self.steps)
-            check_choice("norm", self.norm, ("linf", "l2"))
-            check_choice("norm_level", self.norm_level, ("token", "sentence"))
-            check_choice("perturbation_scale", self.perturbation_scale, ("unit", "radius"))
-            check_choice("inner_loss", self.inner_loss, ("stable_kl", "symmetric_kl"))
-            if not (isinstance(self.bregman_beta, int | float) and 0 <= self.bregman_beta < 1):
-                raise ValueError(f"bregman_beta must be a number in [0, 1); got {self.bregman_beta!r}")
+    Params = SMARTParams
 
     @property
     def wants_teacher(self) -> bool:

@@ -11,34 +11,20 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 from datasets import Dataset, concatenate_datasets
 from datasets.fingerprint import Hasher
 from filelock import FileLock
 
 from robust_transfer.checksums import file_sha256
-from robust_transfer.data.perturbations import Perturbation, build_perturbation, perturbation_stats
+from robust_transfer.data.perturbations import Perturbation, perturbation_stats
+from robust_transfer.registry import build, copies_spec
 
 # bump when the way perturbed splits are built changes, to invalidate old caches
 CACHE_VERSION = 1
 # a family that changes fewer pairs than this in a language gets a warning in the report
 LOW_CHANGE = 0.05
 log = logging.getLogger(__name__)
-
-
-def seeded_perturbation(family: str, params: dict[str, Any], seed: int) -> Perturbation:
-    """`build_perturbation` with the run's seed: one family gets `seed` among its parameters; a
-    combined family (`char_noise+punctuation`) gives it to each part, whose own parameters are
-    keyed by the part's name (`{char_noise: {rate: 0.2}}`), as `build_perturbation` expects.
-    A seed the user gave wins."""
-    if "+" not in family:
-        return build_perturbation(family, {"seed": seed, **params})
-    parts = [p.strip() for p in family.split("+")]
-    unknown = [k for k in params if k not in parts]
-    if unknown:  # build_perturbation words the error; the seed must not be what it complains about
-        return build_perturbation(family, params)
-    return build_perturbation(family, {p: {"seed": seed, **(params.get(p) or {})} for p in parts})
 
 
 def _verified(cache_file: Path) -> bool:
@@ -99,11 +85,10 @@ def _apply(ds: Dataset, perturbation: Perturbation, lang: str, fingerprint: str,
 
 def augment_split(ds: Dataset, augment: dict, lang: str, seed: int, cache_dir: Path | None) -> Dataset:
     """RS-DA: the split followed by `copies` perturbed copies, copy k drawn with seed + k + 1."""
-    params = dict(augment)
-    family, copies = params.pop("family"), params.pop("copies", 1)
+    spec = copies_spec("augment", augment)
     parts = [ds]
-    for k in range(copies):
-        perturbation = seeded_perturbation(family, params, seed + k + 1)
+    for k in range(spec.copies):
+        perturbation = build("perturbation", spec.family, spec.params(seed + k + 1))
         parts.append(perturb_split(ds, perturbation, lang, cache_dir))
     return concatenate_datasets(parts)
 

@@ -1,4 +1,8 @@
-"""Task registry: what a stage trains or evaluates on, as `datasets.Dataset`s of sentence pairs.
+"""Tasks: what a stage trains or evaluates on, as `datasets.Dataset`s of sentence pairs.
+
+Each task is one `Task` object below; robust_transfer/registry/tasks.py registers it by name
+with the stage it belongs to (so a config is checked without importing `datasets`), and
+`get_task` is the registry's `build("task", name)`.
 
 Every task yields rows with the same columns, `id`, `sentence1`, `sentence2`, `label`, so the
 datamodule and the model never know which task or source they are looking at.
@@ -13,6 +17,7 @@ from datasets import Dataset
 from omegaconf import DictConfig
 
 from robust_transfer.data import sources, synthetic
+from robust_transfer.registry import build
 
 
 @dataclass(frozen=True)
@@ -105,25 +110,20 @@ PAWS_LABELS = ("not_paraphrase", "paraphrase")
 QQP_LABELS = ("not_duplicate", "duplicate")
 _MNLI_SPLITS = {"validation": "validation_matched", "test": "test_matched"}
 
-INTERMEDIATE_TASKS: dict[str, Task] = {
-    "synthetic_nli": Task("synthetic_nli", NLI_LABELS, _synthetic_nli),
-    "mnli": Task(
-        "mnli", NLI_LABELS,
-        _hub_intermediate("nyu-mll/glue", "mnli", NLI_LABELS, ("premise", "hypothesis"), _MNLI_SPLITS),
-    ),
-    "qqp": Task("qqp", QQP_LABELS, _hub_intermediate("nyu-mll/glue", "qqp", QQP_LABELS, ("question1", "question2"))),
-    "xnli_en": Task("xnli_en", NLI_LABELS, _hub_intermediate("facebook/xnli", "en", NLI_LABELS, ("premise", "hypothesis"))),
-    "paws_en": Task("paws_en", PAWS_LABELS, _hub_intermediate(sources.PAWSX_HUB, "en", PAWS_LABELS)),
-    # a local premise / hypothesis / label-name TSV at data.intermediate_path (one split: slices apply)
-    "nli_tsv": Task("nli_tsv", NLI_LABELS, _nli_tsv),
-}
-TARGET_TASKS: dict[str, Task] = {
-    "synthetic_paws": Task("synthetic_paws", PAWS_LABELS, _synthetic_paws),
-    # PAWS-X from data.source (hub, xtreme, original or auto-detected from data.path)
-    "pawsx": Task("pawsx", PAWS_LABELS, _pawsx),
-}
+SYNTHETIC_NLI = Task("synthetic_nli", NLI_LABELS, _synthetic_nli)
+MNLI = Task(
+    "mnli", NLI_LABELS, _hub_intermediate("nyu-mll/glue", "mnli", NLI_LABELS, ("premise", "hypothesis"), _MNLI_SPLITS)
+)
+QQP = Task("qqp", QQP_LABELS, _hub_intermediate("nyu-mll/glue", "qqp", QQP_LABELS, ("question1", "question2")))
+XNLI_EN = Task("xnli_en", NLI_LABELS, _hub_intermediate("facebook/xnli", "en", NLI_LABELS, ("premise", "hypothesis")))
+PAWS_EN = Task("paws_en", PAWS_LABELS, _hub_intermediate(sources.PAWSX_HUB, "en", PAWS_LABELS))
+# a local premise / hypothesis / label-name TSV at data.intermediate_path (one split: slices apply)
+NLI_TSV = Task("nli_tsv", NLI_LABELS, _nli_tsv)
+SYNTHETIC_PAWS = Task("synthetic_paws", PAWS_LABELS, _synthetic_paws)
+# PAWS-X from data.source (hub, xtreme, original or auto-detected from data.path)
+PAWSX = Task("pawsx", PAWS_LABELS, _pawsx)
 
 
 def get_task(name: str) -> Task:
-    tasks = {**INTERMEDIATE_TASKS, **TARGET_TASKS}
-    return tasks[name]
+    """The registered task `name` (a ValueError names the valid ones)."""
+    return build("task", name)

@@ -9,14 +9,14 @@ knows nothing else of evaluation: models sit below this package, which imports t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from robust_transfer import registry
 from robust_transfer.data.generalized import build_generalized
-from robust_transfer.data.perturbed import perturb_split, seeded_perturbation, split_stats
-from robust_transfer.evaluation.attacks import Attack, is_attack
+from robust_transfer.data.perturbed import perturb_split, split_stats
+from robust_transfer.evaluation.attacks import Attack
 from robust_transfer.evaluation.metrics import smoothed_copy
 from robust_transfer.keys import CLEAN
 from robust_transfer.keys import GENERALIZED_SPLIT as GENERALIZED
@@ -50,36 +50,34 @@ class EvalSplit:
 def build_eval_splits(
     clean: dict[str, Dataset],
     *,
-    perturbations: Mapping[str, Mapping[str, Any] | None],
+    perturbations: list[registry.SplitSpec],
     seed: int,
     perturbed_cache: Path,
-    smoothing: Mapping[str, Any] | None = None,
+    smoothing: registry.CopiesSpec | None = None,
     generalized: bool = True,
 ) -> tuple[list[EvalSplit], dict[str, Dataset], dict[str, dict[str, dict[str, float]]]]:
     """Every (split, language) to evaluate, its dataset (in dataloader order), and statistics
     of how much each text perturbation changed each language.
 
-    `clean`: `{lang: test Dataset}`. `perturbations`: `{split name: {family, **params}}` (the
-    family defaults to the name; None entries are skipped): a text perturbation family or an
-    embedding attack (`attacks.ATTACK_PARAMS`). `seed`: the text perturbations' seed.
-    `smoothing`: `{family, copies, **params}` for the smoothed vote, or None. `generalized`:
+    `clean`: `{lang: test Dataset}`. `perturbations`: `eval.perturbations` as parsed by
+    `registry.eval_splits` (a text perturbation, already seeded, or an embedding attack). `seed`:
+    the run's data seed, from which the smoothed copies draw theirs.
+    `smoothing`: `registry.copies_spec` of `eval.smoothing`, or None. `generalized`:
     add every ordered pair of different languages. Text perturbations are applied here, once
     per data/family/rate/seed (cached in `perturbed_cache`); embedding attacks reuse the clean data
     inside the test step.
     """
     splits, data, stats = [], {}, {}
-    specs = {name: dict(spec) for name, spec in perturbations.items() if spec is not None}
     for lang, ds in clean.items():
         splits.append(EvalSplit(CLEAN, lang))
         data[f"{CLEAN}/{lang}"] = ds
-        for name, spec in specs.items():
-            params = dict(spec)
-            family = params.pop("family", name)
-            if is_attack(family):
-                splits.append(EvalSplit(name, lang, Attack.build(family, params)))
+        for spec in perturbations:
+            name = spec.name
+            if spec.kind == "attack":
+                splits.append(EvalSplit(name, lang, Attack.build(spec.family, spec.params)))
                 data[f"{name}/{lang}"] = ds
                 continue
-            perturbation = seeded_perturbation(family, params, seed)
+            perturbation = registry.build("perturbation", spec.family, spec.params)
             if not perturbation.supports(lang):
                 continue
             perturbed = perturb_split(ds, perturbation, lang, perturbed_cache)
@@ -87,10 +85,9 @@ def build_eval_splits(
             data[f"{name}/{lang}"] = perturbed
             stats.setdefault(name, {})[lang] = split_stats(ds, perturbed, lang, perturbation.params.fields)
     if smoothing is not None:
-        params = dict(smoothing)
-        family, copies = params.pop("family"), params.pop("copies", 1)
-        for k in range(copies):
-            perturbation = seeded_perturbation(family, params, seed + SMOOTHING_SEED_OFFSET + k)
+        for k in range(smoothing.copies):
+            params = smoothing.params(seed + SMOOTHING_SEED_OFFSET + k)
+            perturbation = registry.build("perturbation", smoothing.family, params)
             for lang, ds in clean.items():
                 if perturbation.supports(lang):
                     splits.append(EvalSplit(smoothed_copy(k), lang))

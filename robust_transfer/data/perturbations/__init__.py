@@ -6,18 +6,18 @@
 1
 
 Families (see each module's docstring): ``char_noise``, ``keyboard``, ``punctuation``,
-``whitespace``, ``synonym``, ``code_switch``; join names with "+" to compose them.
+``whitespace``, ``synonym``, ``code_switch``; join names with "+" to compose them. Their
+names and parameters are registered in robust_transfer/registry/perturbations.py, and
+``build_perturbation`` is the registry's ``build("perturbation", ...)``.
 """
 
-from . import char_noise, code_switch, keyboard, punctuation, synonym, whitespace  # noqa: F401  (register)
 from .base import (
-    PERTURBATIONS,
     BaseParams,
     Compose,
     Perturbation,
     build_perturbation,
     default_params,
-    register,
+    families,
     stable_seed,
 )
 from .char_noise import CharNoise, CharNoiseParams
@@ -29,13 +29,12 @@ from .synonym import Synonym, SynonymParams
 from .whitespace import Whitespace, WhitespaceParams
 
 __all__ = [
-    "PERTURBATIONS",
     "BaseParams",
     "Compose",
     "Perturbation",
     "build_perturbation",
     "default_params",
-    "register",
+    "families",
     "stable_seed",
     "CharNoise",
     "CharNoiseParams",

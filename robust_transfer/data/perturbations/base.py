@@ -15,7 +15,6 @@ the same before and after first use.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import logging
 import random
@@ -24,22 +23,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-log = logging.getLogger(__name__)
+from robust_transfer.registry import build, entry, names, typed
+from robust_transfer.registry.perturbations import DEFAULT_FIELDS, BaseParams
 
-DEFAULT_FIELDS: tuple[str, ...] = ("sentence1", "sentence2")
+log = logging.getLogger(__name__)
 
 
 def _default_fields() -> list[str]:
     return list(DEFAULT_FIELDS)
-
-
-@dataclass
-class BaseParams:
-    """Hyper-parameters every family has."""
-
-    rate: float = 0.1  # perturbation strength in [0, 1]; its unit is documented per family
-    fields: list[str] = field(default_factory=_default_fields)  # example fields to perturb
-    seed: int = 0  # base seed; each (example, field) gets its own rng derived from it
 
 
 def stable_seed(*parts: Any) -> int:
@@ -49,23 +40,18 @@ def stable_seed(*parts: Any) -> int:
 
 
 class Perturbation(ABC):
-    """Base class of every perturbation family."""
+    """Base class of every perturbation family (registered with its parameters, and their
+    range checks, in robust_transfer/registry/perturbations.py)."""
 
     name: ClassVar[str] = "base"
     Params: ClassVar[type] = BaseParams
 
     def __init__(self, params: Any = None):
-        if params is None:
-            params = self.Params()
-        elif isinstance(params, Mapping):
-            params = _params_from_dict(self.Params, dict(params), self.name)
-        elif not isinstance(params, self.Params):
+        if params is not None and not isinstance(params, Mapping | self.Params):
             raise TypeError(
                 f"{type(self).__name__} expects {self.Params.__name__} or a dict, got {type(params).__name__}"
             )
-        if not 0.0 <= float(params.rate) <= 1.0:
-            raise ValueError(f"{self.name}: rate must be in [0, 1], got {params.rate}")
-        self.params = params
+        self.params = typed(self.Params, params, f"perturbation family '{self.name}'")
         self._warned: set = set()
 
     # -- the family's core -----------------------------------------------------------
@@ -204,66 +190,27 @@ class Compose(Perturbation):
         return f"Compose({self.perturbations!r})"
 
 
-# -- registry ----------------------------------------------------------------------------
-PERTURBATIONS: dict[str, type[Perturbation]] = {}
-
-
-def register(cls: type[Perturbation]) -> type[Perturbation]:
-    """Class decorator: add a family to :data:`PERTURBATIONS` under ``cls.name``."""
-    name = cls.name
-    if name in PERTURBATIONS and PERTURBATIONS[name] is not cls:
-        raise ValueError(
-            f"perturbation name {name!r} already registered by {PERTURBATIONS[name].__name__}"
-        )
-    if "+" in name:
-        raise ValueError(f"perturbation names may not contain '+': {name!r}")
-    PERTURBATIONS[name] = cls
-    return cls
-
-
-def _params_from_dict(params_cls: type, values: dict, family: str):
-    valid = [f.name for f in dataclasses.fields(params_cls)]
-    for key in values:
-        if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(
-                f"unknown parameter {key!r} for perturbation {family!r}{hint} (valid: {', '.join(valid)})"
-            )
-    return params_cls(**values)
+# -- building ----------------------------------------------------------------------------
 
 
 def build_perturbation(name: str, params: Mapping[str, Any] | None = None) -> Perturbation:
-    """Build a registered family by name.
+    """`registry.build("perturbation", name, params)`: a family by name.
 
     ``name`` may join several families with "+" (e.g. ``"char_noise+punctuation"``); then
     ``params`` maps each family name to its own parameter dict (missing ones use defaults).
     Unknown families and parameters raise ``ValueError`` naming the valid choices.
     """
-    params = dict(params or {})
-    parts = [p.strip() for p in name.split("+")]
-    for p in parts:
-        if p not in PERTURBATIONS:
-            near = difflib.get_close_matches(p, list(PERTURBATIONS), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(
-                f"unknown perturbation family {p!r}{hint} (valid: {', '.join(sorted(PERTURBATIONS))})"
-            )
-    if len(parts) == 1:
-        return PERTURBATIONS[parts[0]](params)
-    for key in params:
-        if key not in parts:
-            raise ValueError(
-                f"params for a composed perturbation {name!r} must be keyed by family ({', '.join(parts)}); got {key!r}"
-            )
-    return Compose([PERTURBATIONS[p](params.get(p) or {}) for p in parts])
+    return build("perturbation", name, params)
 
 
 def default_params(name: str) -> dict:
     """The default parameters of a family as a plain dict (for configs and docs)."""
-    if name not in PERTURBATIONS:
-        build_perturbation(name)  # raises the helpful error
-    return dataclasses.asdict(PERTURBATIONS[name].Params())
+    return dataclasses.asdict(entry("perturbation", name).params())
+
+
+def families() -> list[str]:
+    """The registered family names."""
+    return names("perturbation")
 
 
 def weighted_choice(rng: random.Random, options: Sequence[str], weights: Sequence[float]) -> str:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 
-from .base import BaseParams, Perturbation, register, weighted_choice
+from robust_transfer.registry.perturbations import CharNoiseParams
+
+from .base import Perturbation, weighted_choice
 from .scripts import HANGUL_FIRST, HANGUL_LAST, random_hangul, same_script_pool
 
 _OPS = ("swap", "delete", "insert", "substitute")
@@ -94,27 +95,9 @@ def _same_script_char(ch: str, lang: str, rng: random.Random) -> str:
     return rng.choice(pool) if pool else ""
 
 
-@dataclass
-class CharNoiseParams(BaseParams):
-    rate: float = 0.05  # expected fraction of non-whitespace characters edited
-    swap: float = 1.0  # relative weight of swapping a character with its right neighbour
-    delete: float = 1.0  # relative weight of deleting a character
-    insert: float = 1.0  # relative weight of inserting a same-script character after it
-    substitute: float = 1.0  # relative weight of replacing it by another same-script character
-
-
-@register
 class CharNoise(Perturbation):
     name = "char_noise"
     Params = CharNoiseParams
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        w = [float(getattr(self.params, op)) for op in _OPS]
-        if any(x < 0 for x in w) or sum(w) <= 0:
-            raise ValueError(
-                f"char_noise: operation weights must be >= 0 with a positive sum, got {dict(zip(_OPS, w, strict=True))}"
-            )
 
     def perturb_text(self, text: str, lang: str, rng: random.Random) -> str:
         p = self.params

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
 
-from .base import BaseParams, Perturbation, register
+from robust_transfer.registry.perturbations import CodeSwitchParams
+
+from .base import Perturbation
 from .synonym import cached_load, substitute_words
 
 _MERGED: dict[tuple, dict[str, list[str]]] = {}
@@ -48,30 +49,9 @@ def load_muse_dictionary(path: str) -> dict[str, list[str]]:
     return out
 
 
-def _no_paths() -> dict[str, str]:
-    return {}
-
-
-@dataclass
-class CodeSwitchParams(BaseParams):
-    rate: float = 0.3  # probability that a word found in the dictionaries is translated
-    dictionaries: dict[str, str] = field(
-        default_factory=_no_paths
-    )  # "src-tgt" -> MUSE file; src sentences get tgt words
-
-
-@register
 class CodeSwitch(Perturbation):
     name = "code_switch"
     Params = CodeSwitchParams
-
-    def __init__(self, params=None):
-        super().__init__(params)
-        for key in self.params.dictionaries:
-            if len(key.split("-")) != 2 or not all(key.split("-")):
-                raise ValueError(
-                    f"code_switch: dictionary keys look like 'en-de' (source-target), got {key!r}"
-                )
 
     def paths_for(self, lang: str) -> list[str]:
         return [p for k, p in sorted(self.params.dictionaries.items()) if k.split("-")[0] == lang]

@@ -34,11 +34,11 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from dataclasses import dataclass
 
 from robust_transfer.keys import LANGUAGES
+from robust_transfer.registry.perturbations import KeyboardParams
 
-from .base import BaseParams, Perturbation, register
+from .base import Perturbation
 from .char_noise import count_edits, nonspace_count, pick_positions
 from .scripts import HANGUL_FIRST, HANGUL_LAST, LATIN_ALPHABETS
 
@@ -431,12 +431,6 @@ def _is_hangul(ch: str) -> bool:
     return HANGUL_FIRST <= ord(ch) <= HANGUL_LAST
 
 
-@dataclass
-class KeyboardParams(BaseParams):
-    rate: float = 0.05  # expected fraction of non-whitespace characters mistyped
-
-
-@register
 class Keyboard(Perturbation):
     name = "keyboard"
     Params = KeyboardParams

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 
-from .base import BaseParams, Perturbation, register, weighted_choice
+from robust_transfer.registry.perturbations import PunctuationParams
+
+from .base import Perturbation, weighted_choice
 from .char_noise import count_edits
 from .scripts import NO_SPACE_LANGS
 
@@ -61,16 +62,6 @@ def word_end_sites(text: str, lang: str) -> tuple[list[int], int]:
     return sites, len(sites)
 
 
-@dataclass
-class PunctuationParams(BaseParams):
-    rate: float = 0.3  # probability that a punctuation site is edited (see module docstring)
-    drop: float = 1.0  # relative weight of dropping an existing mark
-    change: float = 1.0  # relative weight of changing an existing mark into another one
-    add: float = 0.25  # a word end gets a new mark with probability rate * add
-    width_change: float = 0.5  # ja/zh: probability that a changed mark becomes its ASCII form
-
-
-@register
 class Punctuation(Perturbation):
     name = "punctuation"
     Params = PunctuationParams

@@ -33,9 +33,10 @@ import random
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from .base import BaseParams, Perturbation, register
+from robust_transfer.registry.perturbations import SynonymParams
+
+from .base import Perturbation
 from .scripts import NO_SPACE_LANGS, match_case
 
 log = logging.getLogger(__name__)
@@ -151,19 +152,6 @@ def substitute_words(
     return "".join(out)
 
 
-def _no_paths() -> dict[str, str]:
-    return {}
-
-
-@dataclass
-class SynonymParams(BaseParams):
-    rate: float = 0.3  # probability that a word found in the lexicon is replaced
-    lexicons: dict[str, str] = field(
-        default_factory=_no_paths
-    )  # lang -> path of a JSON word -> [neighbours] file
-
-
-@register
 class Synonym(Perturbation):
     name = "synonym"
     Params = SynonymParams

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 
-from .base import BaseParams, Perturbation, register, weighted_choice
+from robust_transfer.registry.perturbations import WhitespaceParams
+
+from .base import Perturbation, weighted_choice
 from .char_noise import count_edits
 from .punctuation import JA_PHRASE_RE
 from .scripts import NO_SPACE_LANGS
@@ -40,17 +41,6 @@ _INNER_RE = re.compile(r"(?<=[^\W\d_])(?=[^\W\d_])")  # boundary between two let
 _WORD_RE = re.compile(r"[^\W\d_]{2,}")
 
 
-@dataclass
-class WhitespaceParams(BaseParams):
-    rate: float = 0.1  # probability that a whitespace site is edited (see module docstring)
-    drop: float = 1.0  # relative weight of deleting an existing space
-    double: float = 1.0  # relative weight of doubling an existing space
-    replace: float = 1.0  # relative weight of replacing a space by U+3000 (CJK) / U+00A0
-    split: float = 0.5  # a word gets an inner space with probability rate * split
-    fullwidth: float = 0.5  # ja/zh: probability that an inserted space is U+3000
-
-
-@register
 class Whitespace(Perturbation):
     name = "whitespace"
     Params = WhitespaceParams
