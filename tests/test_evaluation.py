@@ -121,7 +121,7 @@ def test_an_attack_is_checked_by_the_registry_without_torch():
     # config validation checks an attack's parameters with the same function, before the run
     from robust_transfer.config import ConfigError, compose
 
-    with pytest.raises(ConfigError, match=r"In 'eval.perturbations.pgd': norm must be 'l2' or 'linf'"):
+    with pytest.raises(ConfigError, match=r"In 'eval.perturbations.pgd': norm must be one of l2, linf; got 'l3'"):
         compose(["eval.perturbations={pgd: {family: embedding_pgd, norm: l3}}"])
     code = (
         "import sys; import robust_transfer.evaluation.attacks, robust_transfer.evaluation.metrics; "
@@ -170,7 +170,7 @@ def test_a_split_gives_the_module_clean_or_attacked_logits():
     assert not torch.allclose(noisy.logits(module, batch, 0), clean)
     assert torch.equal(noisy.logits(module, batch, 3), noisy.logits(module, batch, 3))  # seeded by batch
     pgd = EvalSplit("pgd", "en", Attack.build("embedding_pgd", {"steps": 2, "epsilon": 0.5}))
-    assert pgd.attack.params["alpha"] == 0.5  # defaults filled in when the split is built
+    assert pgd.attack.params.alpha == 0.5  # defaults filled in when the split is built
     loss = nn.functional.cross_entropy
     assert loss(pgd.logits(module, batch, 0), batch["labels"]) >= loss(clean, batch["labels"])
     assert all(p.grad is None for p in module.parameters())
