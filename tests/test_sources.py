@@ -15,7 +15,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 from robust_transfer import registry
-from robust_transfer.config import _package_dir, compose
+from robust_transfer.config import package_dir, compose
 from robust_transfer.data import sources
 from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.sources import DataError, load_pawsx, read_nli_tsv, read_pawsx_file
@@ -292,7 +292,7 @@ def test_missing_model_error_says_name_hub_local_dir_and_tiny():
 
 def test_package_dir_resolver_falls_back_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="robust_transfer"):
-        assert _package_dir("no_such_package_xyz", "model", "tiny") == "tiny"
+        assert package_dir("no_such_package_xyz", "model", "tiny") == "tiny"
     assert "not installed" in caplog.text and "no-such-package-xyz" in caplog.text
 
 
