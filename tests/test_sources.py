@@ -15,7 +15,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 from robust_transfer import registry
-from robust_transfer.config import package_dir, compose
+from robust_transfer.config import compose, package_dir
 from robust_transfer.data import sources
 from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.sources import DataError, load_pawsx, read_nli_tsv, read_pawsx_file
