@@ -128,3 +128,14 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
         text=True,
         timeout=timeout,
     )
+
+
+HEAVY_LIBRARIES = ("torch", "datasets", "transformers", "pytorch_lightning", "lightning")
+
+
+def heavy_imports(code: str, libraries: tuple[str, ...] = HEAVY_LIBRARIES) -> list[str]:
+    """The `libraries` a fresh interpreter has loaded after running `code` (from the repository)."""
+    probe = f"{code}\nimport sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({libraries!r})))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.strip().splitlines()[-1])  # noqa: S307  (our own print of a list of names)

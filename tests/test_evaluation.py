@@ -3,8 +3,6 @@ parameters are checked without torch, and a split gives the module its logits.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -21,7 +19,7 @@ from robust_transfer.evaluation.metrics import (
     with_smoothed_vote,
 )
 
-from .conftest import ROOT
+from .conftest import heavy_imports
 
 LANGS = ["en", "de", "ja"]
 
@@ -123,13 +121,7 @@ def test_an_attack_is_checked_by_the_registry_without_torch():
 
     with pytest.raises(ConfigError, match=r"In 'eval.perturbations.pgd': norm must be one of l2, linf; got 'l3'"):
         compose(["eval.perturbations={pgd: {family: embedding_pgd, norm: l3}}"])
-    code = (
-        "import sys; import robust_transfer.evaluation.attacks, robust_transfer.evaluation.metrics; "
-        "heavy = [m for m in ('torch', 'datasets', 'transformers', 'pytorch_lightning') if m in sys.modules]; "
-        "print(heavy); sys.exit(bool(heavy))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert heavy_imports("import robust_transfer.evaluation.attacks, robust_transfer.evaluation.metrics") == []
 
 
 def test_a_split_gives_the_module_clean_or_attacked_logits():
