@@ -12,9 +12,8 @@ import sys
 
 import pytest
 
+from tests.conftest import HEAVY_LIBRARIES as HEAVY
 from tests.conftest import ROOT
-
-HEAVY = ("torch", "datasets", "transformers", "pytorch_lightning", "lightning")
 
 
 def _importtime(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
