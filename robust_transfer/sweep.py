@@ -269,8 +269,9 @@ class LocalSweep:
 
         bar = tqdm(total=total, desc="sweep", unit="run", disable=not self.progress, file=sys.stdout)
         active: dict[subprocess.Popen, RunSpec] = {}
-        # the first run goes alone, so caches every run shares (the tiny encoder) are built once
-        alone, exhausted = not any(self.root.glob(f"*/{RESULTS}")), False
+        # the first run goes alone until it has passed its checks (run.json), so caches every run
+        # shares (the tiny encoder, the converted e5) are built once
+        alone, exhausted, first = not any(self.root.glob(f"*/{RESULTS}")), False, None
 
         def stop(signum, frame):  # forward Ctrl-C / kill to the runs, give them STOP_GRACE, end their groups
             deadline = time.monotonic() + STOP_GRACE
@@ -294,6 +295,7 @@ class LocalSweep:
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while active or not exhausted:
+                alone = alone and not (first and (first.dir / FIT_RECORD).is_file())
                 while not exhausted and len(active) < (1 if alone else self.parallel):
                     run = next(todo, None)
                     exhausted = run is None
@@ -301,6 +303,7 @@ class LocalSweep:
                         done(run, "skipped")
                     elif run is not None:
                         active[self._launch(run)] = run
+                        first = first or run
                 for proc in [p for p in active if p.poll() is not None]:
                     run, alone = active.pop(proc), False
                     done(run, "finished" if proc.returncode == 0 and (run.dir / RESULTS).is_file() else "failed")

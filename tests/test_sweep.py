@@ -31,7 +31,13 @@ if os.environ.get("FAKE_CKPT"):  # a checkpoint before the work: a stopped run i
     open(os.path.join(out, "checkpoints", "last.ckpt"), "w").close()
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps(args) + "\\n")
+if os.environ.get("FAKE_CHECKED"):  # a fit writes run.json once it has passed its checks
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, "run.json"), "w").close()
+started = time.time()
 time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+with open(os.environ["FAKE_LOG"] + ".spans", "a") as f:
+    f.write(json.dumps([args.get("x"), started, time.time()]) + "\\n")
 if args.get("fail") == "True":
     sys.exit(3)
 x = float(args.get("x", 0))
@@ -156,6 +162,20 @@ def test_grid_runs_every_combination_then_skips_finished_runs(fake, tmp_path, ca
     assert _main(path, "--output-root", root) == 0
     assert "0 run now, 4 already finished (skipped)" in capsys.readouterr().out
     assert len(invocations()) == 4
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_the_first_run_goes_alone_until_it_has_passed_its_checks(fake, tmp_path, monkeypatch, checked):
+    """Caches every run shares (the converted e5, the tiny encoder) are built in the first run's
+    checks, so the second run waits for the first one's run.json, not for its whole training."""
+    write, _ = fake
+    monkeypatch.setenv("FAKE_SLEEP", "1.5")
+    if checked:
+        monkeypatch.setenv("FAKE_CHECKED", "1")
+    root = tmp_path / "out"
+    assert _main(write("grid", {"x": {"values": [0.1, 0.2]}}), "--output-root", root, "--parallel", "2") == 0
+    spans = {x: (start, end) for x, start, end in map(json.loads, (tmp_path / "invocations.jsonl.spans").open())}
+    assert (spans["0.2"][0] < spans["0.1"][1]) == checked  # overlapping runs only after the checks
 
 
 def test_random_draws_count_distinct_runs_reproducibly(fake, tmp_path):
