@@ -100,8 +100,14 @@ def format_table(results: dict) -> str:
         ["avg", _fmt(avg["clean_avg"]), *[""] * len(splits)]
         + [_fmt(avg["degradation_avg"][s], signed=True) for s in splits]
     )
+    return text_table(header, rows)
+
+
+def text_table(header: list[str], rows: list[list[str]], *, left: bool = False) -> str:
+    """Fixed-width columns under a dashed rule: right-aligned (numbers), or `left`-aligned."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    pad = str.ljust if left else str.rjust
+    line = lambda r: "  ".join(pad(str(c), w) for c, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 

@@ -239,9 +239,9 @@ class LocalSweep:
             rows.append([r.dir.name, r.status, took, *map(str, r.params.values()), metric, deg])
         with (self.root / "summary.csv").open("w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
-        widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
-        table = [header, ["-" * w for w in widths], *rows]
-        print("", *("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table), "", sep="\n")
+        from robust_transfer.report import text_table
+
+        print("", text_table(header, rows, left=True), "", sep="\n")
         counts = {s: sum(r.status == s for r in self.runs) for s in ("finished", "skipped", "failed")}
         print(f"{len(self.runs)} runs: {counts['finished']} run now, {counts['skipped']} already finished (skipped), "
               f"{counts['failed']} failed, in {time.perf_counter() - self.started:.0f}s. Run directories: {self.root}")
