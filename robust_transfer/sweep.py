@@ -265,13 +265,10 @@ class LocalSweep:
 
     def _execute(self, todo, total: int, tell=lambda run: None) -> None:
         """Keep up to `parallel` runs going until `todo` (asked lazily) is spent; skip finished ones."""
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="sweep", unit="run", disable=not self.progress, file=sys.stdout)
         active: dict[subprocess.Popen, RunSpec] = {}
         # the first run goes alone until it has passed its checks (run.json), so caches every run
         # shares (the tiny encoder, the converted e5) are built once
-        alone, exhausted, first = not any(self.root.glob(f"*/{RESULTS}")), False, None
+        alone, exhausted, first, ended = not any(self.root.glob(f"*/{RESULTS}")), False, None, []
 
         def stop(signum, frame):  # forward Ctrl-C / kill to the runs, give them STOP_GRACE, end their groups
             deadline = time.monotonic() + STOP_GRACE
@@ -288,8 +285,9 @@ class LocalSweep:
             run.status = status
             run.metric = read_metric(run.dir, self.metric_name) if self.metric_name and status != "failed" else None
             run.seconds = time.perf_counter() - run.started if status != "skipped" else 0.0
-            bar.update(1)
-            bar.set_postfix_str(f"last: {run.dir.name} {status}")
+            ended.append(run)
+            if self.progress:  # a line a run, not a progress bar: sweeps run for hours, into log files
+                print(f"[{len(ended)}/{total}] {run.dir.name} {status} {run.seconds:.0f}s", flush=True)
             tell(run)
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -311,7 +309,6 @@ class LocalSweep:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            bar.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local", action="store_true", help="run locally even with a W&B API key")
     parser.add_argument("--project", default=None, help="W&B project (online)")
     parser.add_argument("--entity", default=None, help="W&B entity (online)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", help="no line as each run ends")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     args = parser.parse_args(argv)
     try:

@@ -40,13 +40,15 @@ def pytest_collection_modifyitems(config, items) -> None:
     overlap the other tests instead of adding to them."""
     items.sort(key=_rebuilds)  # stable: the rest keep their order
     if _default_build not in config.stash and any(_rebuilds(i) for i in items):
+        from robust_transfer.models.tiny import SHIPPED_KERNELS  # the shipped build's CPU kernels
+
         root = Path(tempfile.mkdtemp(prefix="rt-default-encoder-"))
         # lowest priority: it takes only the cycles the tests leave idle, never slows them. Its two
         # OpenMP threads sleep while they wait for each other: spinning, a thread burns the little
         # CPU a niced process gets on a busy machine (measured: 12 steps a minute, 30x slower)
         proc = subprocess.Popen([sys.executable, "-c", _BUILD_DEFAULT, str(root)], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                                env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE", **SHIPPED_KERNELS},
                                 preexec_fn=lambda: os.nice(19))
         config.stash[_default_build] = (root, proc)
 

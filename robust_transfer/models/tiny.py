@@ -24,6 +24,13 @@ first run trains at once; any other spec (or a damaged shipped copy, with a warn
 restore it) is built into the cache as above. ``python -m robust_transfer.models.tiny`` rebuilds
 the shipped copy after the default spec or the build procedure changed; a slow test rebuilds it
 from scratch and compares it bit for bit.
+
+Bit for bit across machines: the build is deterministic on one machine, but PyTorch, MKL and oneDNN
+pick their kernels by CPU (AVX2, AVX-512, ...) and each sums floats in its own order, so on a
+2-core AVX-512 EPYC a fresh build differed from the shipped one (built on an AVX2 EPYC) in the
+low-order bits (equal to 4 decimals, not bit for bit). Both the shipped build and its check therefore run with the AVX2 kernels
+(``SHIPPED_KERNELS``, set before torch loads: a subprocess), which any x86-64 CPU since 2013 has;
+so pinned, the AVX-512 machine's build equalled the shipped one in all 39 tensors.
 """
 
 from __future__ import annotations
@@ -243,6 +250,8 @@ def _pretrain(model, tokenizer, spec: TinyEncoderSpec, log_every: int = 500) -> 
 CHECKSUMS = "files"  # build_info.json key: {file name: sha256}
 OWNER = ".owner-pid"  # inside a partial build directory: the pid of the building process
 SHIPPED = Path(__file__).resolve().with_name("tiny_default")  # the default spec's build, shipped
+# the kernels of the shipped build: environment of the process that builds it (read when torch loads)
+SHIPPED_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def _checksums(directory: Path) -> dict[str, str]:
@@ -412,6 +421,11 @@ def ship(built: Path, destination: Path = SHIPPED) -> Path:
 
 
 if __name__ == "__main__":  # rebuild the shipped default encoder (after the spec or the build changed)
+    import subprocess
+    import sys
+
+    if any(os.environ.get(k) != v for k, v in SHIPPED_KERNELS.items()):  # again, with the shipped kernels
+        sys.exit(subprocess.call([sys.executable, "-m", "robust_transfer.models.tiny"], env={**os.environ, **SHIPPED_KERNELS}))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with tempfile.TemporaryDirectory() as root:
         built = build_tiny_encoder(TinyEncoderSpec(), root)
