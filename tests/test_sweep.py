@@ -169,7 +169,7 @@ def test_the_first_run_goes_alone_until_it_has_passed_its_checks(fake, tmp_path,
     """Caches every run shares (the converted e5, the tiny encoder) are built in the first run's
     checks, so the second run waits for the first one's run.json, not for its whole training."""
     write, _ = fake
-    monkeypatch.setenv("FAKE_SLEEP", "1.5")
+    monkeypatch.setenv("FAKE_SLEEP", "3")  # long enough for the second interpreter to start on a busy machine
     if checked:
         monkeypatch.setenv("FAKE_CHECKED", "1")
     root = tmp_path / "out"
