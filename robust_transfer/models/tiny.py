@@ -28,9 +28,10 @@ from scratch and compares it bit for bit.
 Bit for bit across machines: the build is deterministic on one machine, but PyTorch, MKL and oneDNN
 pick their kernels by CPU (AVX2, AVX-512, ...) and each sums floats in its own order, so on a
 2-core AVX-512 EPYC a fresh build differed from the shipped one (built on an AVX2 EPYC) in the
-low-order bits (equal to 4 decimals, not bit for bit). Both the shipped build and its check therefore run with the AVX2 kernels
-(``SHIPPED_KERNELS``, set before torch loads: a subprocess), which any x86-64 CPU since 2013 has;
-so pinned, the AVX-512 machine's build equalled the shipped one in all 39 tensors.
+low-order bits (equal to 4 decimals, not bit for bit). Both the shipped build and its check
+therefore run with the AVX2 kernels (``SHIPPED_KERNELS``, set before torch loads: a subprocess),
+which any x86-64 CPU since 2013 has; so pinned, the AVX-512 machine's build equalled the shipped
+one in all 39 tensors.
 """
 
 from __future__ import annotations
