@@ -82,13 +82,10 @@ def search_space(params: dict[str, dict]) -> dict:
 
 def grid(params: dict[str, dict]) -> list[dict[str, Any]]:
     """Every combination of the parameters' values, the last parameter varying fastest."""
-    axes = []
-    for name, spec in params.items():
-        if not isinstance(spec, dict) or spec.get("distribution", "categorical") not in ("categorical", "constant") \
-                or not ("value" in spec or spec.get("values")):
-            raise SweepError(f"Parameter '{name}': a grid sweep takes only value/values parameters, not {spec}.")
-        axes.append([spec["value"]] if "value" in spec else list(spec["values"]))
-    return [dict(zip(params, combo, strict=True)) for combo in itertools.product(*axes)]
+    space = search_space(params)
+    if ranged := [name for name, dist in space.items() if not hasattr(dist, "choices")]:
+        raise SweepError(f"Parameter '{ranged[0]}': a grid sweep takes only value/values parameters, not {params[ranged[0]]}.")
+    return [dict(zip(params, combo, strict=True)) for combo in itertools.product(*(space[n].choices for n in params))]
 
 
 def random_runs(params: dict[str, dict], count: int, seed: int) -> list[dict[str, Any]]:
@@ -115,7 +112,10 @@ def build_command(sweep: dict, params: dict[str, Any], extra: dict[str, Any] | N
     argv: list[str] = []
     for chunk in map(str, create_sweep_command(list(sweep.get("command") or []))):
         if chunk.startswith("${") and chunk.endswith("}"):
-            argv += macros.get(chunk[2:-1]) or []
+            if chunk[2:-1] not in MACROS:
+                raise SweepError(f"The command's {chunk} is unsupported locally (W&B online may support it); "
+                                 f"use {', '.join('${' + m + '}' for m in MACROS)}.")
+            argv += macros[chunk[2:-1]]
         else:
             argv.append(sys.executable if not argv and chunk in PLAIN_INTERPRETERS else chunk)
     return argv
@@ -136,9 +136,9 @@ def run_name(params: dict[str, Any]) -> str:
     return f"{slug[:80]}-{digest}"
 
 
-def read_metric(run_dir: Path, name: str) -> float | None:
-    """The number at `name` in the run's results.json, a dotted or W&B-style slash path."""
-    node: Any = json.loads((run_dir / RESULTS).read_text()) if (run_dir / RESULTS).is_file() else None
+def read_metric(results: dict, name: str) -> float | None:
+    """The number at `name` in a run's results.json, a dotted or W&B-style slash path."""
+    node: Any = results
     for part in re.split(r"[./]", name):
         node = node.get(part) if isinstance(node, dict) else None
     return float(node) if isinstance(node, int | float) else None
@@ -152,7 +152,11 @@ class RunSpec:
     status: str = "pending"  # pending | skipped | finished | failed
     metric: float | None = None
     started: float = 0.0
-    seconds: float = 0.0
+    seconds: float | None = None  # None: skipped
+
+    @property
+    def results(self) -> dict:
+        return json.loads((self.dir / RESULTS).read_text()) if (self.dir / RESULTS).is_file() else {}
 
 
 def _die_with_parent() -> None:  # a SIGKILLed controller's runs get SIGTERM (Linux's PR_SET_PDEATHSIG)
@@ -173,10 +177,7 @@ class LocalSweep:
         self.started = time.perf_counter()
         # what only the local controller needs, checked before any run: parameters it can sample, macros it knows
         grid(sweep["parameters"]) if self.method == "grid" else search_space(sweep["parameters"])
-        for macro in re.findall(r"\$\{(\w+)\}", " ".join(map(str, sweep.get("command") or []))):
-            if macro not in MACROS:
-                raise SweepError(f"The command's ${{{macro}}} is unsupported locally (W&B online may support it); "
-                                 f"use {', '.join('${' + m + '}' for m in MACROS)}.")
+        build_command(sweep, {})
         if self.method != "grid" and not self.count:
             raise SweepError(f"A {self.method} sweep needs a number of runs: --count N (or run_cap in the file).")
 
@@ -231,12 +232,10 @@ class LocalSweep:
         header = ["run", "status", "seconds", *self.sweep["parameters"], self.metric_name or "clean_avg", "degradation_avg"]
         rows = []
         for r in self.runs:
-            s = json.loads((r.dir / RESULTS).read_text()).get("summary", {}) if (r.dir / RESULTS).is_file() else {}
-            clean = f"{s['clean_avg']:.3f}" if isinstance(s.get("clean_avg"), int | float) else ""
-            metric = (f"{r.metric:.4f}" if r.metric is not None else "") if self.metric_name else clean
-            deg = " ".join(f"{k}={v:+.3f}" for k, v in (s.get("degradation_avg") or {}).items())
-            took = f"{r.seconds:.0f}" if r.status in ("finished", "failed") else "-"
-            rows.append([r.dir.name, r.status, took, *map(str, r.params.values()), metric, deg])
+            metric = r.metric if self.metric_name else read_metric(r.results, "summary.clean_avg")
+            deg = " ".join(f"{k}={v:+.3f}" for k, v in (r.results.get("summary", {}).get("degradation_avg") or {}).items())
+            rows.append([r.dir.name, r.status, "-" if r.seconds is None else f"{r.seconds:.0f}",
+                         *map(str, r.params.values()), "" if metric is None else f"{metric:.4f}", deg])
         with (self.root / "summary.csv").open("w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
         from robust_transfer.report import text_table
@@ -283,11 +282,11 @@ class LocalSweep:
 
         def done(run: RunSpec, status: str) -> None:
             run.status = status
-            run.metric = read_metric(run.dir, self.metric_name) if self.metric_name and status != "failed" else None
-            run.seconds = time.perf_counter() - run.started if status != "skipped" else 0.0
+            run.metric = read_metric(run.results, self.metric_name) if self.metric_name and status != "failed" else None
+            run.seconds = None if status == "skipped" else time.perf_counter() - run.started
             ended.append(run)
             if self.progress:  # a line a run, not a progress bar: sweeps run for hours, into log files
-                print(f"[{len(ended)}/{total}] {run.dir.name} {status} {run.seconds:.0f}s", flush=True)
+                print(f"[{len(ended)}/{total}] {run.dir.name} {status} {run.seconds or 0:.0f}s", flush=True)
             tell(run)
 
         previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
