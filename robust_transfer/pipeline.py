@@ -47,7 +47,7 @@ from robust_transfer.config import to_container, to_yaml
 from robust_transfer.data.datamodule import PairDataModule
 from robust_transfer.data.perturbed import augment_split, low_change_warnings
 from robust_transfer.data.sources import DataError
-from robust_transfer.data.tasks import get_task, split_for
+from robust_transfer.data.tasks import DataSource, get_task
 from robust_transfer.evaluation.metrics import generalized_matrix, with_smoothed_vote
 from robust_transfer.evaluation.splits import build_eval_splits
 from robust_transfer.hardware import precision_warnings
@@ -156,19 +156,28 @@ class Plan:
     encoder: Any
 
 
-def _split_key(cfg: DictConfig, stage: str, role: str) -> str:
-    """The config key that chose the split of `role` for `stage` (its own, else data.*)."""
+def data_source(cfg: DictConfig) -> DataSource:
+    """The config's `data` group as the plain values tasks read."""
+    d = cfg.data
+    return DataSource(d.source, d.path, d.intermediate_path, d.on_bad_line, d.seed, OmegaConf.to_object(d.synthetic))
+
+
+def split_choice(cfg: DictConfig, stage: str, role: str) -> tuple[str, str]:
+    """The config key that chose the split of `role` for `stage` (`{stage}.{role}_split`, else
+    `data.{role}_split`) and the split spec it holds."""
     key = {"train": "train_split", "validation": "val_split", "test": "test_split"}[role]
     own = cfg[stage].get(key) if stage in cfg else None
-    return f"{stage}.{key}" if own is not None else f"data.{key}"
+    return (f"{stage}.{key}", own) if own is not None else (f"data.{key}", cfg.data[key])
 
 
-def _load(cfg: DictConfig, task, stage: str, role: str, languages: list[str]) -> dict:
-    """`task.load`, with the config key of the split in every error, and no empty split."""
-    key, spec = _split_key(cfg, stage, role), split_for(cfg, stage, role)
+def load_split(cfg: DictConfig, stage: str, role: str, languages: list[str]) -> dict:
+    """The stage task's `role` data per language, with the config key of the split in every error,
+    and no empty split."""
+    task = get_task(cfg[stage].task)
+    key, spec = split_choice(cfg, stage, role)
     where = f"{stage} stage, {role} data: {key}={spec}"
     try:
-        data = task.load(cfg, role, languages)
+        data = task.load(data_source(cfg), role, spec, languages)
     except DataError as err:
         raise DataError(f"{err} [{where}]") from None
     for lang, ds in data.items():
@@ -184,11 +193,11 @@ def _prepare_stage(cfg: DictConfig, name: str, index: int) -> StagePlan:
     stage_cfg = cfg[name]
     task = get_task(stage_cfg.task)
     lang = cfg.data.train_language
-    train = _load(cfg, task, name, "train", [lang])[lang]
+    train = load_split(cfg, name, "train", [lang])[lang]
     if stage_cfg.augment is not None:
         augment = OmegaConf.to_container(stage_cfg.augment)
         train = augment_split(train, augment, lang, cfg.data.seed, Path(cfg.cache_dir) / "perturbed")
-    val = _load(cfg, task, name, "validation", [lang])[lang]
+    val = load_split(cfg, name, "validation", [lang])[lang]
     adversary = OmegaConf.to_container(stage_cfg.adversary)
     regularizer = registry.build("regularizer", adversary["name"], adversary)
     info = {
@@ -239,7 +248,7 @@ def prepare(cfg: DictConfig) -> Plan:
     languages = _check_languages(cfg)
     names = [n for n in keys.STAGES if cfg[n].task != "none"]
     stages = [_prepare_stage(cfg, name, index) for index, name in enumerate(names)]
-    clean = _load(cfg, get_task(cfg.target.task), "target", "test", languages)
+    clean = load_split(cfg, "target", "test", languages)
     counts = {lang: len(ds) for lang, ds in clean.items()}
     warnings = [*precision_warnings(cfg.trainer.precision, cfg.trainer.accelerator), *_test_warnings(counts)]
     for line in warnings:

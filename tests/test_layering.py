@@ -111,3 +111,24 @@ def test_models_sit_below_evaluation():
     # report.py and the degradation callback compute their metrics with the evaluation package
     assert f"{PACKAGE}.evaluation.metrics" in graph[f"{PACKAGE}.report"]
     assert f"{PACKAGE}.evaluation.metrics" in graph[f"{PACKAGE}.callbacks.degradation"]
+
+
+def _external_imports(path: Path) -> set[str]:
+    """The top-level packages a module imports, its lazy imports included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_data_and_evaluation_layers_take_plain_arguments_not_the_config():
+    graph, modules = import_graph(), _modules()
+    layers = [m for m in modules if m.startswith((f"{PACKAGE}.data", f"{PACKAGE}.evaluation"))]
+    assert {f"{PACKAGE}.data.tasks", f"{PACKAGE}.evaluation.splits"} <= set(layers)
+    for module in layers:
+        assert "omegaconf" not in _external_imports(modules[module]), f"{module} reads the config"
+        assert f"{PACKAGE}.config" not in graph[module], f"{module} imports robust_transfer.config"
+    assert "omegaconf" in _external_imports(modules[f"{PACKAGE}.pipeline"])  # the check can see it

@@ -13,6 +13,7 @@ from pathlib import Path
 import datasets
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
+from omegaconf import OmegaConf
 
 from robust_transfer import registry
 from robust_transfer.config import compose, package_dir
@@ -21,6 +22,7 @@ from robust_transfer.data.generalized import build_generalized
 from robust_transfer.data.sources import DataError, load_pawsx, read_nli_tsv, read_pawsx_file
 from robust_transfer.data.tasks import get_task
 from robust_transfer.keys import LANGUAGES
+from robust_transfer.pipeline import load_split
 
 from .conftest import SHARED_DATA
 
@@ -140,12 +142,11 @@ def test_pawsx_task_reads_splits_from_config(tmp_path):
         "target.task=pawsx", "data.source=auto", f"data.path={PAWSX}",
         "data.train_split=validation[:100]", "data.test_split=validation[100:150]",
     )
-    task = get_task("pawsx")
-    assert task.num_labels == 2 and "pawsx" in registry.names("task", "target")
-    assert len(task.load(cfg, "train", ["en"])["en"]) == 100
-    assert task.load(cfg, "test", ["ja", "zh"])["zh"]["id"][:] == list(range(100, 150))
-    with pytest.raises(DataError, match="target.task=pawsx"):
-        get_task("synthetic_paws").load(cfg, "train", ["en"])
+    assert get_task("pawsx").num_labels == 2 and "pawsx" in registry.names("task", "target")
+    assert len(load_split(cfg, "target", "train", ["en"])["en"]) == 100
+    assert load_split(cfg, "target", "test", ["ja", "zh"])["zh"]["id"][:] == list(range(100, 150))
+    with pytest.raises(DataError, match=r"target.task=pawsx .*\[target stage, train data: data.train_split="):
+        load_split(OmegaConf.merge(cfg, {"target": {"task": "synthetic_paws"}}), "target", "train", ["en"])
 
 
 # ---------------------------------------------------------------- the hub (monkeypatched)
@@ -189,13 +190,13 @@ def test_hub_intermediate_tasks_map_label_names_and_split_names(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", load_dataset)
     cfg = _cfg("intermediate=mnli")
-    ds = get_task("mnli").load(cfg, "validation", ["en"])["en"]
+    ds = load_split(cfg, "intermediate", "validation", ["en"])["en"]
     assert calls[-1] == ("nyu-mll/glue", "mnli", "validation_matched")
     task_labels = get_task("mnli").labels
     assert [task_labels[y] for y in ds["label"][:]] == ["contradiction", "entailment"]
     assert ds["sentence1"][:] == ["p0", "p1"]
     cfg = _cfg("intermediate=mnli", "intermediate.val_split=validation[:10]")
-    get_task("mnli").load(cfg, "validation", ["en"])
+    load_split(cfg, "intermediate", "validation", ["en"])
     assert calls[-1] == ("nyu-mll/glue", "mnli", "validation_matched[:10]")
     for name, repo, config, text in [
         ("qqp", "nyu-mll/glue", "qqp", ("question1", "question2")),
@@ -205,7 +206,7 @@ def test_hub_intermediate_tasks_map_label_names_and_split_names(monkeypatch):
         labels = list(get_task(name).labels)
         data = {"id": [5], text[0]: ["q1"], text[1]: ["q2"], "label": [1]}
         monkeypatch.setattr(datasets, "load_dataset", _fake_hub(calls, data, labels, text))
-        ds = get_task(name).load(_cfg(f"intermediate={name}"), "train", ["en"])["en"]
+        ds = load_split(_cfg(f"intermediate={name}"), "intermediate", "train", ["en"])["en"]
         assert calls[-1] == (repo, config, "train")
         assert ds.to_list() == [{"id": 5, "sentence1": "q1", "sentence2": "q2", "label": 1}]
 
@@ -226,8 +227,8 @@ def test_hub_failure_is_a_clear_error(monkeypatch):
 def test_nli_tsv_reads_xnli_with_label_names(tmp_path):
     cfg = _cfg("intermediate=nli_tsv", f"data.intermediate_path={XNLI}")
     task = get_task("nli_tsv")
-    train = task.load(cfg, "train", ["en"])["en"]
-    val = task.load(cfg, "validation", ["en"])["en"]
+    train = load_split(cfg, "intermediate", "train", ["en"])["en"]
+    val = load_split(cfg, "intermediate", "validation", ["en"])["en"]
     assert (len(train), len(val)) == (2000, 490) and task.num_labels == 3
     first = XNLI.read_text().split("\n")[0].split("\t")
     assert train[0]["sentence1"] == first[0] and task.labels[train[0]["label"]] == first[2]
@@ -238,7 +239,7 @@ def test_nli_tsv_reads_xnli_with_label_names(tmp_path):
         read_nli_tsv(bad, task.labels)
     cfg = _cfg("intermediate=nli_tsv")
     with pytest.raises(DataError, match="data.intermediate_path"):
-        task.load(cfg, "train", ["en"])
+        load_split(cfg, "intermediate", "train", ["en"])
 
 
 # ---------------------------------------------------------------- the generalized setting

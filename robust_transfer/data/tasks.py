@@ -5,7 +5,9 @@ with the stage it belongs to (so a config is checked without importing `datasets
 `get_task` is the registry's `build("task", name)`.
 
 Every task yields rows with the same columns, `id`, `sentence1`, `sentence2`, `label`, so the
-datamodule and the model never know which task or source they are looking at.
+datamodule and the model never know which task or source they are looking at. A task reads plain
+values: a `DataSource` (the config's `data` group, built by the pipeline), the role, and the split
+spec the pipeline chose for it; nothing here reads the config.
 """
 
 from __future__ import annotations
@@ -14,56 +16,56 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from datasets import Dataset
-from omegaconf import DictConfig
 
 from robust_transfer.data import sources, synthetic
 from robust_transfer.registry import build
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """Where tasks read their rows: the config's `data` keys of the same names, as plain values."""
+
+    source: str  # synthetic | hub | xtreme | original | auto (sources.load_pawsx)
+    path: str | None  # a local PAWS-X copy
+    intermediate_path: str | None  # nli_tsv's file
+    on_bad_line: str
+    seed: int  # the synthetic tasks' generator seed
+    synthetic: synthetic.SyntheticPawsSpec
+
+
+# (data, role, split spec, languages) -> {lang: Dataset}; role is one of keys.DATA_SPLITS (the synthetic
+# tasks generate by role), the split spec what the stage's config chose for it (`validation[1500:]`)
+Loader = Callable[[DataSource, str, str, list[str]], dict[str, Dataset]]
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     labels: tuple[str, ...]
-    # (config, role, languages) -> {lang: Dataset}; role is one of keys.DATA_SPLITS
-    load: Callable[[DictConfig, str, list[str]], dict[str, Dataset]]
+    load: Loader
 
     @property
     def num_labels(self) -> int:
         return len(self.labels)
 
 
-def _synthetic_paws(cfg: DictConfig, role: str, languages: list[str]) -> dict[str, Dataset]:
-    if cfg.data.source != "synthetic":
+def _synthetic_paws(data: DataSource, role: str, split: str, languages: list[str]) -> dict[str, Dataset]:
+    if data.source != "synthetic":
         raise sources.DataError(
-            f"target.task=synthetic_paws is the generated task, but data.source={cfg.data.source}: "
+            f"target.task=synthetic_paws is the generated task, but data.source={data.source}: "
             "set target.task=pawsx to read PAWS-X from data.source (or data.source=synthetic)."
         )
-    rows = synthetic.generate_paws(
-        _spec(cfg), split=role, seed=cfg.data.seed, languages=tuple(languages)
-    )
+    rows = synthetic.generate_paws(data.synthetic, split=role, seed=data.seed, languages=tuple(languages))
     return {lang: Dataset.from_list(rows[lang]) for lang in languages}
 
 
-def _synthetic_nli(cfg: DictConfig, role: str, languages: list[str]) -> dict[str, Dataset]:
-    rows = synthetic.generate_nli(_spec(cfg), split=role, seed=cfg.data.seed)
+def _synthetic_nli(data: DataSource, role: str, split: str, languages: list[str]) -> dict[str, Dataset]:
+    rows = synthetic.generate_nli(data.synthetic, split=role, seed=data.seed)
     pairs = [
         {"id": r["id"], "sentence1": r["premise"], "sentence2": r["hypothesis"], "label": r["label"]}
         for r in rows
     ]
     return {"en": Dataset.from_list(pairs)}
-
-
-def _spec(cfg: DictConfig) -> synthetic.SyntheticPawsSpec:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_object(cfg.data.synthetic)
-
-
-def split_for(cfg: DictConfig, stage: str, role: str) -> str:
-    """The split spec of `role` for a stage: `{stage}.{role}_split`, else `data.{role}_split`."""
-    key = {"train": "train_split", "validation": "val_split", "test": "test_split"}[role]
-    own = cfg[stage].get(key) if stage in cfg else None
-    return own if own is not None else cfg.data[key]
 
 
 def _alias(spec: str, aliases: dict[str, str]) -> str:
@@ -74,34 +76,29 @@ def _alias(spec: str, aliases: dict[str, str]) -> str:
     )
 
 
-def _pawsx(cfg: DictConfig, role: str, languages: list[str]) -> dict[str, Dataset]:
-    d = cfg.data
-    if d.source == "synthetic":
-        return _synthetic_paws(cfg, role, languages)
-    return sources.load_pawsx(
-        d.source, split_for(cfg, "target", role), languages, path=d.path, on_bad_line=d.on_bad_line
-    )
+def _pawsx(data: DataSource, role: str, split: str, languages: list[str]) -> dict[str, Dataset]:
+    if data.source == "synthetic":
+        return _synthetic_paws(data, role, split, languages)
+    return sources.load_pawsx(data.source, split, languages, path=data.path, on_bad_line=data.on_bad_line)
 
 
 def _hub_intermediate(
     repo: str, config: str | None, labels: tuple[str, ...], columns=("sentence1", "sentence2"), aliases=None
-) -> Callable[[DictConfig, str, list[str]], dict[str, Dataset]]:
-    def load(cfg: DictConfig, role: str, languages: list[str]) -> dict[str, Dataset]:
-        spec = _alias(split_for(cfg, "intermediate", role), aliases or {})
+) -> Loader:
+    def load(data: DataSource, role: str, split: str, languages: list[str]) -> dict[str, Dataset]:
+        spec = _alias(split, aliases or {})
         return {"en": sources.load_hub_pairs(repo, config, spec, columns=columns, labels=labels)}
 
     return load
 
 
-def _nli_tsv(cfg: DictConfig, role: str, languages: list[str]) -> dict[str, Dataset]:
-    path = cfg.data.intermediate_path
-    if not path:
+def _nli_tsv(data: DataSource, role: str, split: str, languages: list[str]) -> dict[str, Dataset]:
+    if not data.intermediate_path:
         raise sources.DataError(
             "intermediate.task=nli_tsv reads a local TSV: set data.intermediate_path=/path/to/file.tsv "
             "(premise, hypothesis, label name per line, e.g. XNLI's dev-en.tsv)."
         )
-    spec = split_for(cfg, "intermediate", role)
-    ds, _ = sources.read_nli_tsv(path, NLI_LABELS, spec=spec, on_bad_line=cfg.data.on_bad_line)
+    ds, _ = sources.read_nli_tsv(data.intermediate_path, NLI_LABELS, spec=split, on_bad_line=data.on_bad_line)
     return {"en": ds}
 
 
