@@ -58,6 +58,7 @@ from robust_transfer.naming import comparable_config, flatten
 from robust_transfer.report import (
     build_results,
     format_table,
+    one_class,
     training_warnings,
     write_json,
     write_plots,
@@ -680,6 +681,7 @@ def _run(cfg: DictConfig, callbacks: tuple[pl.Callback, ...], signals: Signals) 
                 *low_change_warnings(plan.perturbation_stats),
                 *training_warnings(stages, module.predictions),
             ],
+            one_class=one_class(module.predictions),
             **({"generalized": generalized} if generalized else {}),
         )
         if not zero:

@@ -32,18 +32,30 @@ def training_warnings(stages: list[dict], predictions: list[dict]) -> list[str]:
                 f"stage {stage['name']} skipped {skipped} of {made + skipped} steps on non-finite "
                 "values: lower the learning rate or the adversary's budget."
             )
+    for split, by_lang in one_class(predictions).items():
+        which = ", ".join(f"{lang} (class {c})" for lang, c in by_lang.items())
+        warnings.append(
+            f"{split}: every prediction is one class in {which}: the model ignores its input "
+            "there, and its accuracy is that class's share."
+        )
+    return warnings
+
+
+def one_class(predictions: list[dict]) -> dict[str, dict[str, int]]:
+    """`{split: {lang: class}}` for each (split, language) whose predictions are all one class
+    (results.json's `one_class`): there accuracy is the class's share and degradation means nothing."""
     classes: dict[str, dict[str, set[int]]] = {}
     for row in predictions:
         classes.setdefault(row["split"], {}).setdefault(row["lang"], set()).add(row["prediction"])
-    for split, by_lang in classes.items():
-        one_class = {lang: next(iter(c)) for lang, c in by_lang.items() if len(c) == 1}
-        if one_class:
-            which = ", ".join(f"{lang} (class {c})" for lang, c in one_class.items())
-            warnings.append(
-                f"{split}: every prediction is one class in {which}: the model ignores its input "
-                "there, and its accuracy is that class's share."
-            )
-    return warnings
+    found = {split: {lang: next(iter(c)) for lang, c in by_lang.items() if len(c) == 1} for split, by_lang in classes.items()}
+    return {split: by_lang for split, by_lang in found.items() if by_lang}
+
+
+def ignores_its_input(results: dict) -> bool:
+    """The run predicts one class in every language of its clean test split: it learned nothing, so
+    its degradation (0 there) is no measure of robustness."""
+    clean = results.get("accuracy", {}).get(CLEAN, {})
+    return bool(clean) and set(clean) <= set(results.get("one_class", {}).get(CLEAN, {}))
 
 
 def build_results(

@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from robust_transfer.report import ignores_its_input, text_table
+
 METHODS = ("grid", "random", "bayes")
 PLAIN_INTERPRETERS = ("python", "python3")  # run under the controller's interpreter, as ${interpreter}
 MACROS = ("env", "interpreter", "program", "args", "args_no_hyphens", "args_no_equals", "args_no_boolean_flags",
@@ -232,14 +234,14 @@ class LocalSweep:
         header = ["run", "status", "seconds", *self.sweep["parameters"], self.metric_name or "clean_avg", "degradation_avg"]
         rows = []
         for r in self.runs:
-            metric = r.metric if self.metric_name else read_metric(r.results, "summary.clean_avg")
-            deg = " ".join(f"{k}={v:+.3f}" for k, v in (r.results.get("summary", {}).get("degradation_avg") or {}).items())
-            rows.append([r.dir.name, r.status, "-" if r.seconds is None else f"{r.seconds:.0f}",
+            results = r.results
+            metric = r.metric if self.metric_name else read_metric(results, "summary.clean_avg")
+            deg = " ".join(f"{k}={v:+.3f}" for k, v in (results.get("summary", {}).get("degradation_avg") or {}).items())
+            status = f"{r.status}, one class" if ignores_its_input(results) else r.status
+            rows.append([r.dir.name, status, "-" if r.seconds is None else f"{r.seconds:.0f}",
                          *map(str, r.params.values()), "" if metric is None else f"{metric:.4f}", deg])
         with (self.root / "summary.csv").open("w", newline="") as f:
             csv.writer(f).writerows([header, *rows])
-        from robust_transfer.report import text_table
-
         print("", text_table(header, rows, left=True), "", sep="\n")
         counts = {s: sum(r.status == s for r in self.runs) for s in ("finished", "skipped", "failed")}
         print(f"{len(self.runs)} runs: {counts['finished']} run now, {counts['skipped']} already finished (skipped), "
@@ -249,6 +251,9 @@ class LocalSweep:
         if best := [r for r in self.runs if r.metric is not None]:
             top = (max if self.goal == "maximize" else min)(best, key=lambda r: r.metric)
             print(f"best {self.metric_name}: {top.metric:.4f} ({top.dir.name})")
+        if blind := [r.dir.name for r in self.runs if ignores_its_input(r.results)]:
+            print(f"{len(blind)} run(s) predict one class in every language (results.json one_class): no metric, "
+                  f"not the best, in a bayes sweep told as failed: {', '.join(blind)}")
         return 1 if counts["failed"] else 0
 
     def _launch(self, run: RunSpec) -> subprocess.Popen:
@@ -282,7 +287,10 @@ class LocalSweep:
 
         def done(run: RunSpec, status: str) -> None:
             run.status = status
-            run.metric = read_metric(run.results, self.metric_name) if self.metric_name and status != "failed" else None
+            # a run that predicts one class everywhere has no degradation to speak of: neither the best
+            # run nor a trial TPE learns from (told as failed)
+            learned = status != "failed" and not ignores_its_input(run.results)
+            run.metric = read_metric(run.results, self.metric_name) if self.metric_name and learned else None
             run.seconds = None if status == "skipped" else time.perf_counter() - run.started
             ended.append(run)
             if self.progress:  # a line a run, not a progress bar: sweeps run for hours, into log files

@@ -50,7 +50,7 @@ def test_a_budget_too_large_to_represent_exits_2_before_training(tmp_path):
 
 
 def test_training_warnings_name_skipped_stages_and_one_class_predictions():
-    from robust_transfer.report import training_warnings
+    from robust_transfer.report import ignores_its_input, one_class, training_warnings
 
     stages = [
         {"name": "intermediate", "steps": 16, "skipped_steps": 0},
@@ -64,6 +64,12 @@ def test_training_warnings_name_skipped_stages_and_one_class_predictions():
         "clean: every prediction is one class in en (class 0), de (class 1): the model ignores its input there, "
         "and its accuracy is that class's share.",
     ]
+    assert one_class(rows) == {"clean": {"en": 0, "de": 1}}  # results.json's one_class; ja learned
+    accuracy = {"clean": {"en": 0.5, "de": 0.5, "ja": 0.75}}
+    assert not ignores_its_input({"accuracy": accuracy, "one_class": one_class(rows)})
+    blind = rows[:8] + [{**r, "prediction": 1} for r in rows[8:]]
+    assert ignores_its_input({"accuracy": accuracy, "one_class": one_class(blind)})
+    assert not ignores_its_input({})  # a failed run's (empty) results
     mostly = [{"name": "target", "steps": 3, "skipped_steps": 13}, {"name": "x", "steps": 8, "skipped_steps": 8}]
     assert training_warnings(mostly, []) == [
         "stage target skipped 13 of 16 steps on non-finite values: lower the learning rate or the adversary's budget."

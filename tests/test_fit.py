@@ -16,6 +16,7 @@ import torch
 from robust_transfer import keys
 from robust_transfer.config import compose
 from robust_transfer.pipeline import STAGE_KEY, run
+from robust_transfer.report import one_class
 from tests.conftest import ROOT, run_cli, smoke_args
 from tests.wandb_records import read_run
 
@@ -73,6 +74,8 @@ def test_run_directory_follows_the_contract(default_run):
     assert all(generalized[lang][lang] == clean[lang] for lang in langs)
     # 6 splits x 7 languages + 42 mixed-language pairs (the synthetic task's labels always agree)
     assert len(predictions) == 1 + (6 * 7 + 42) * 64
+    rows = [{**r, "prediction": int(r["prediction"])} for r in csv.DictReader((out / "predictions.csv").open())]
+    assert saved["one_class"] == one_class(rows)  # the splits and languages where it predicts one class
     report = (out / "report.md").read_text()
     assert "deg:keyboard" in report and "| whitespace |" in report
     assert "![degradation_heatmap](plots/degradation_heatmap.png)" in report

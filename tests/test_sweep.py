@@ -42,8 +42,9 @@ if args.get("fail") == "True":
     sys.exit(3)
 x = float(args.get("x", 0))
 os.makedirs(out, exist_ok=True)
-json.dump({"summary": {"score": (x - 0.3) ** 2, "clean_avg": 0.5, "degradation_avg": {"noise": x}}},
-          open(os.path.join(out, "results.json"), "w"))
+blind = {"one_class": {"clean": {"en": 0}}} if args.get("blind") == "True" else {}  # predicts one class
+json.dump({"summary": {"score": (x - 0.3) ** 2, "clean_avg": 0.5, "degradation_avg": {"noise": x}},
+           "accuracy": {"clean": {"en": 0.5}}, **blind}, open(os.path.join(out, "results.json"), "w"))
 """
 
 
@@ -162,6 +163,18 @@ def test_grid_runs_every_combination_then_skips_finished_runs(fake, tmp_path, ca
     assert _main(path, "--output-root", root) == 0
     assert "0 run now, 4 already finished (skipped)" in capsys.readouterr().out
     assert len(invocations()) == 4
+
+
+def test_a_run_that_predicts_one_class_everywhere_is_never_the_best(fake, tmp_path, capsys):
+    """Its degradation is 0 because it ignores its input: not the best run, not a told trial."""
+    write, _ = fake
+    path = write("grid", {"x": {"values": [0.0, 0.5]}, "blind": {"values": [True, False]}},
+                 metric={"name": "summary.degradation_avg.noise", "goal": "minimize"})
+    assert _main(path, "--output-root", tmp_path / "out") == 0
+    text = capsys.readouterr().out
+    assert "best summary.degradation_avg.noise: 0.0000 (0.0-False-" in text
+    assert "2 run(s) predict one class in every language (results.json one_class)" in text
+    assert sum("finished, one class" in line for line in text.splitlines()) == 2
 
 
 @pytest.mark.parametrize("checked", [True, False])
