@@ -215,6 +215,7 @@ def smart_effect(batches: int = 8, overrides: list[str] | None = None) -> list[f
     from robust_transfer.data.tasks import get_task
     from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
     from robust_transfer.models.module import PairClassifier
+    from robust_transfer.pipeline import load_split
 
     cfg = compose(list(overrides or []))
     path = resolve_model_path(cfg)
@@ -222,7 +223,7 @@ def smart_effect(batches: int = 8, overrides: list[str] | None = None) -> list[f
     if cfg.model.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
     task = get_task(cfg.intermediate.task)
-    train = task.load(cfg, "train", [cfg.data.train_language])[cfg.data.train_language]
+    train = load_split(cfg, "intermediate", "train", [cfg.data.train_language])[cfg.data.train_language]
     data = PairDataModule(tokenizer, train=train, batch_size=cfg.data.batch_size,
                           max_length=cfg.model.max_length, seed=cfg.seed)
     data.setup("fit")

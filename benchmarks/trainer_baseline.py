@@ -4,7 +4,7 @@ PAWS-X English lines, the same batch size, max length, optimizer (AdamW, linear 
 clipping and length grouping.
 
 Ours is built as `pipeline.train_stage` builds it: `experiment=pawsx_real_cpu`'s config, the
-pipeline's `_trainer` and `_datamodule`, the CSV logger. Steps after `--warmup` are timed.
+pipeline's `make_trainer` and `make_datamodule`, the CSV logger. Steps after `--warmup` are timed.
 
     python benchmarks/trainer_baseline.py [--steps 12] [--warmup 2] [--json PATH]
 Target: ours >= 0.95x the plain Trainer's steps per second.
@@ -50,7 +50,6 @@ def ours(args, tmp: Path, clock: StepClock) -> dict:
 
     from robust_transfer import pipeline
     from robust_transfer.config import compose
-    from robust_transfer.data.tasks import get_task
     from robust_transfer.loggers import make_loggers
     from robust_transfer.models.encoder import load_encoder, load_tokenizer, resolve_model_path
     from robust_transfer.models.module import PairClassifier
@@ -64,7 +63,7 @@ def ours(args, tmp: Path, clock: StepClock) -> dict:
     ])
     path = resolve_model_path(cfg)
     tokenizer, encoder = load_tokenizer(path), load_encoder(path)
-    train = get_task("pawsx").load(cfg, "train", ["en"])["en"]
+    train = pipeline.load_split(cfg, "target", "train", ["en"])["en"]
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = PairClassifier(
         encoder, 2, stage="target", pooling=cfg.model.pooling, head_dropout=cfg.model.head_dropout,
@@ -81,8 +80,8 @@ def ours(args, tmp: Path, clock: StepClock) -> dict:
 
     out = tmp / "ours"
     out.mkdir(parents=True, exist_ok=True)
-    trainer = pipeline._trainer(cfg, cfg.target, make_loggers(cfg, out, None), [Clock()])
-    trainer.fit(module, datamodule=pipeline._datamodule(cfg, tokenizer, train=train))
+    trainer = pipeline.make_trainer(cfg, cfg.target, make_loggers(cfg, out, None), [Clock()])
+    trainer.fit(module, datamodule=pipeline.make_datamodule(cfg, tokenizer, train=train))
     return {"steps": len(clock.times), "cfg": cfg}
 
 
@@ -97,12 +96,12 @@ def plain(args, tmp: Path, clock: StepClock, cfg) -> dict:
     )
 
     from robust_transfer.data.datamodule import tokenize
-    from robust_transfer.data.tasks import get_task
     from robust_transfer.models.encoder import load_tokenizer, resolve_model_path
+    from robust_transfer.pipeline import load_split
 
     path = resolve_model_path(cfg)
     tokenizer = load_tokenizer(path)
-    train = get_task("pawsx").load(cfg, "train", ["en"])["en"]
+    train = load_split(cfg, "target", "train", ["en"])["en"]
     encoded = tokenize(train, tokenizer, cfg.model.max_length).remove_columns(["id"])
     torch.manual_seed(cfg.seed)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)

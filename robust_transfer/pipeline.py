@@ -88,7 +88,7 @@ class _StageTag(pl.Callback):
         checkpoint[STAGE_KEY] = self.stage
 
 
-def _trainer(cfg: DictConfig, stage_cfg: DictConfig | None, loggers, callbacks) -> pl.Trainer:
+def make_trainer(cfg: DictConfig, stage_cfg: DictConfig | None, loggers, callbacks) -> pl.Trainer:
     t = cfg.trainer
     max_epochs = (stage_cfg.max_epochs if stage_cfg is not None else None) or t.max_epochs
     return pl.Trainer(
@@ -111,7 +111,7 @@ def _trainer(cfg: DictConfig, stage_cfg: DictConfig | None, loggers, callbacks) 
     )
 
 
-def _datamodule(cfg: DictConfig, tokenizer, **splits) -> PairDataModule:
+def make_datamodule(cfg: DictConfig, tokenizer, **splits) -> PairDataModule:
     d = cfg.data
     return PairDataModule(
         tokenizer,
@@ -546,10 +546,10 @@ def train_stage(
         *([SaveOnInterrupt(signals, last)] if signals is not None else []),
         *extra_callbacks,
     ]
-    trainer = _trainer(cfg, stage_cfg, loggers, callbacks)
+    trainer = make_trainer(cfg, stage_cfg, loggers, callbacks)
     module.train()  # from_pretrained returns the encoder in eval mode: dropout would stay off
     started = time.perf_counter()
-    datamodule = _datamodule(cfg, tokenizer, train=plan.train, val=plan.val)
+    datamodule = make_datamodule(cfg, tokenizer, train=plan.train, val=plan.val)
     _guarded(signals, f"stage {name}", last, trainer.fit, module, datamodule=datamodule, ckpt_path=ckpt_path)
     info.update(
         steps=int(trainer.global_step),
@@ -602,8 +602,8 @@ def evaluate(cfg, module: PairClassifier, tokenizer, loggers, plan: Plan, signal
     module.set_eval_splits(plan.eval_splits, summarize=with_smoothed_vote)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     callbacks = [DegradationLogger(), *([SaveOnInterrupt(signals, None)] if signals is not None else [])]
-    trainer = _trainer(cfg, None, loggers, callbacks)
-    datamodule = _datamodule(cfg, tokenizer, tests=plan.eval_data)
+    trainer = make_trainer(cfg, None, loggers, callbacks)
+    datamodule = make_datamodule(cfg, tokenizer, tests=plan.eval_data)
     _guarded(signals, "evaluation", None, trainer.test, module, datamodule=datamodule, verbose=False)
     return module.test_results
 
