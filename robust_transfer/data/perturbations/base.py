@@ -233,3 +233,17 @@ def sample_positions(rng: random.Random, candidates: Sequence[int], p: float) ->
         return list(candidates)
     rnd = rng.random
     return [c for c in candidates if rnd() < p]
+
+
+def apply_edits(text: str, edits: Sequence[tuple[int, int, str]]) -> str:
+    """`text` with each `(start, end, replacement)` applied, in the given order (sorted by start);
+    an edit that begins inside an earlier one's span is dropped, insertions (start == end) at the
+    same place all apply."""
+    out, last = [], 0
+    for start, end, rep in edits:
+        if start < last:
+            continue
+        out += (text[last:start], rep)
+        last = end
+    out.append(text[last:])
+    return "".join(out)

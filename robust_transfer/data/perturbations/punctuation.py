@@ -26,7 +26,7 @@ import re
 
 from robust_transfer.registry.perturbations import PunctuationParams
 
-from .base import Perturbation, weighted_choice
+from .base import Perturbation, apply_edits, weighted_choice
 from .char_noise import count_edits
 from .scripts import NO_SPACE_LANGS
 
@@ -104,12 +104,4 @@ class Punctuation(Perturbation):
         if not edits:
             return text
         edits.sort(key=lambda e: (e[0], e[1]))
-        out, last = [], 0
-        for start, end, rep in edits:
-            if start < last:
-                continue
-            out.append(text[last:start])
-            out.append(rep)
-            last = end
-        out.append(text[last:])
-        return "".join(out)
+        return apply_edits(text, edits)

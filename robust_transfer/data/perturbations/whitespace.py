@@ -27,7 +27,7 @@ import re
 
 from robust_transfer.registry.perturbations import WhitespaceParams
 
-from .base import Perturbation, weighted_choice
+from .base import Perturbation, apply_edits, weighted_choice
 from .char_noise import count_edits
 from .punctuation import JA_PHRASE_RE
 from .scripts import NO_SPACE_LANGS
@@ -92,12 +92,4 @@ class Whitespace(Perturbation):
         if not edits:
             return text
         edits.sort()
-        out, prev = [], 0
-        for start, end, rep in edits:
-            if start < prev:
-                continue
-            out.append(text[prev:start])
-            out.append(rep)
-            prev = end
-        out.append(text[prev:])
-        return "".join(out)
+        return apply_edits(text, edits)
