@@ -232,12 +232,14 @@ class LocalSweep:
     def summary(self) -> int:
         """Print the table of runs (also OUTPUT_ROOT/summary.csv), the counts and the best run; the exit status."""
         header = ["run", "status", "seconds", *self.sweep["parameters"], self.metric_name or "clean_avg", "degradation_avg"]
-        rows = []
+        rows, blind = [], []  # blind: the runs that predict one class everywhere
         for r in self.runs:
             results = r.results
             metric = r.metric if self.metric_name else read_metric(results, "summary.clean_avg")
             deg = " ".join(f"{k}={v:+.3f}" for k, v in (results.get("summary", {}).get("degradation_avg") or {}).items())
-            status = f"{r.status}, one class" if ignores_its_input(results) else r.status
+            ignored = ignores_its_input(results)
+            blind += [r.dir.name] if ignored else []
+            status = f"{r.status}, one class" if ignored else r.status
             rows.append([r.dir.name, status, "-" if r.seconds is None else f"{r.seconds:.0f}",
                          *map(str, r.params.values()), "" if metric is None else f"{metric:.4f}", deg])
         with (self.root / "summary.csv").open("w", newline="") as f:
@@ -251,7 +253,7 @@ class LocalSweep:
         if best := [r for r in self.runs if r.metric is not None]:
             top = (max if self.goal == "maximize" else min)(best, key=lambda r: r.metric)
             print(f"best {self.metric_name}: {top.metric:.4f} ({top.dir.name})")
-        if blind := [r.dir.name for r in self.runs if ignores_its_input(r.results)]:
+        if blind:
             print(f"{len(blind)} run(s) predict one class in every language (results.json one_class): no metric, "
                   f"not the best, in a bayes sweep told as failed: {', '.join(blind)}")
         return 1 if counts["failed"] else 0
@@ -286,11 +288,11 @@ class LocalSweep:
             raise SystemExit(128 + signum)
 
         def done(run: RunSpec, status: str) -> None:
-            run.status = status
+            run.status, results = status, run.results
             # a run that predicts one class everywhere has no degradation to speak of: neither the best
             # run nor a trial TPE learns from (told as failed)
-            learned = status != "failed" and not ignores_its_input(run.results)
-            run.metric = read_metric(run.results, self.metric_name) if self.metric_name and learned else None
+            learned = status != "failed" and not ignores_its_input(results)
+            run.metric = read_metric(results, self.metric_name) if self.metric_name and learned else None
             run.seconds = None if status == "skipped" else time.perf_counter() - run.started
             ended.append(run)
             if self.progress:  # a line a run, not a progress bar: sweeps run for hours, into log files
